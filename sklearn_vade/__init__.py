@@ -1,0 +1,8 @@
+"""VaDE (Variational Deep Embedding) clustering for scikit-learn, on PyTorch."""
+
+from ._estimator import VaDEClustering
+from ._metrics import cluster_accuracy
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["VaDEClustering", "cluster_accuracy", "__version__"]

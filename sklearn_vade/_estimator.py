@@ -1,0 +1,511 @@
+"""VaDEClustering: the scikit-learn estimator."""
+
+import warnings
+from numbers import Integral, Real
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._network import PI_UPDATES, VaDENetwork
+from ._pretrain import initialise_mixture, pretrain_autoencoder
+from ._progress import progress_factory
+from ._training import evaluate, train_vade
+from ._utils import draw_seed, resolve_device, to_tensor, torch_generator
+from ._validation import check_hidden_layer_sizes, check_params_vs_input
+
+# Fixed draws of eps per row for the deterministic ELBO estimate (an antithetic pair).
+_N_SCORE_DRAWS = 2
+# Rows per batch for inference passes (predict, transform, score).
+_INFERENCE_BATCH = 4096
+
+
+class _Run(NamedTuple):
+    """One complete fit from one seed."""
+
+    state: dict
+    pretrain_losses: list
+    history: list
+    n_iter: int
+    converged: bool
+    lower_bound: float
+
+
+class VaDEClustering(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator
+):
+    """Variational Deep Embedding: a VAE with a Gaussian-mixture prior, for clustering.
+
+    The generative model is ``p(c) = Cat(pi)``, ``p(z|c) = N(mu_c, diag sigma2_c)`` and
+    ``p(x|z)`` Bernoulli (data in [0, 1]) or Gaussian, decoded by a neural network. An
+    encoder gives ``q(z|x) = N(mu~(x), diag sigma2~(x))``; the cluster posterior
+    ``gamma = q(c|x)`` is not learnt but computed as ``p(c|z)`` by Bayes' rule.
+
+    ``fit`` (1) pretrains the encoder and decoder as an autoencoder, (2) fits a
+    diagonal :class:`~sklearn.mixture.GaussianMixture` on the latent means to
+    initialise pi, mu_c and sigma2_c, and (3) maximises the evidence lower bound
+    (ELBO) over all parameters with Adam. A sample's cluster is the argmax of gamma.
+
+    Parameters
+    ----------
+    n_clusters : int, default=10
+        Number of mixture components.
+
+    latent_dim : int, default=10
+        Dimension of the latent space z.
+
+    hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+
+    likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
+        The decoder's distribution ``p(x|z)``. ``"bernoulli"`` needs X in [0, 1].
+        ``"gaussian"`` standardises each feature internally and learns one noise
+        variance per feature; it suits real-valued data on any scale. ``"auto"``
+        picks Bernoulli when all of X lies in [0, 1], Gaussian otherwise.
+
+    pi_update : {"em", "renormalize", "softmax", "unconstrained", "fixed"}, \
+            default="em"
+        How the mixture weights pi are learnt. ``"em"``: after each step pi moves
+        toward the batch mean of gamma (the ELBO's maximiser in pi), as a running
+        average. ``"renormalize"``: pi is trained by Adam, then clipped to a small
+        floor and renormalised after each step. ``"softmax"``: pi is the softmax of
+        free logits. ``"unconstrained"``: the paper's free parameter (floored at a
+        small positive value; ``weights_`` reports it normalised). ``"fixed"``: pi
+        keeps its initial value.
+
+    pretrain_epochs : int or "auto", default="auto"
+        Epochs of autoencoder pretraining; 0 skips it. ``"auto"`` gives at least
+        300 gradient steps and between 50 and 1000 epochs.
+
+    max_epochs : int or "auto", default="auto"
+        Maximum number of epochs of the joint ELBO training; 0 stops after the
+        mixture initialisation. ``"auto"`` is chosen as for ``pretrain_epochs``.
+
+    batch_size : int, default=256
+        Minibatch size of both training phases (capped at the number of samples).
+
+    learning_rate : float, default=1e-3
+        Adam's step size in both phases; it decays by 1% per epoch.
+
+    n_init : int, default=1
+        Number of complete fits from different seeds; the one with the highest final
+        ELBO is kept (labels are never used).
+
+    tol : float, default=1e-3
+        Training stops when fewer than this fraction of the samples changed cluster
+        during an epoch.
+
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where to train and predict. ``"auto"`` uses CUDA when available.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds numpy and a local ``torch.Generator``. Global generators are never
+        touched. Pass an int for reproducible results.
+
+    verbose : int, default=0
+        0 is silent; 1 shows a progress bar per phase; 2 also prints every epoch.
+
+    warm_start : bool, default=False
+        If True, a second call to ``fit`` continues the joint training from the
+        previous fit (no pretraining, no new initialisation, ``n_init`` ignored).
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Cluster of each training sample, ``predict(X)``.
+
+    weights_ : ndarray of shape (n_clusters,)
+        Mixture weights pi, on the simplex.
+
+    means_ : ndarray of shape (n_clusters, latent_dim)
+        Component means mu_c in latent space.
+
+    covariances_ : ndarray of shape (n_clusters, latent_dim)
+        Component variances sigma2_c (diagonal covariances).
+
+    lower_bound_ : float
+        Mean per-sample ELBO on the training data at the end of fit (nats).
+
+    lower_bounds_ : list of float
+        Mean minibatch ELBO of each training epoch.
+
+    converged_ : bool
+        Whether the joint training met ``tol`` before ``max_epochs``.
+
+    n_iter_ : int
+        Number of joint-training epochs run.
+
+    history_ : list of dict
+        Per training epoch: ``elbo``, ``label_change`` (fraction of samples that
+        changed cluster), ``min_weight`` (smallest pi).
+
+    pretrain_losses_ : list of float
+        Mean reconstruction loss of each pretraining epoch.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string feature names.
+
+    See Also
+    --------
+    sklearn.mixture.GaussianMixture : The same mixture, on the raw data.
+    sklearn.cluster.KMeans : Hard clustering on the raw data.
+
+    References
+    ----------
+    Z. Jiang, Y. Zheng, H. Tan, B. Tang and H. Zhou, "Variational Deep Embedding: An
+    Unsupervised and Generative Approach to Clustering", IJCAI 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_vade import VaDEClustering
+    >>> X = load_digits().data[:300] / 16
+    >>> vade = VaDEClustering(n_clusters=10, hidden_layer_sizes=(64, 64),
+    ...                       pretrain_epochs=20, max_epochs=20, random_state=0)
+    >>> labels = vade.fit_predict(X)
+    >>> labels.shape
+    (300,)
+    >>> vade.predict_proba(X).sum(axis=1).round(6).min()
+    np.float64(1.0)
+    """
+
+    _parameter_constraints = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like"],
+        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "pi_update": [StrOptions(set(PI_UPDATES))],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left"),
+                            StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=10,
+        *,
+        latent_dim=10,
+        hidden_layer_sizes=(500, 500, 2000),
+        likelihood="auto",
+        pi_update="em",
+        pretrain_epochs="auto",
+        max_epochs="auto",
+        batch_size=256,
+        learning_rate=1e-4,
+        n_init=1,
+        tol=1e-3,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_clusters = n_clusters
+        self.latent_dim = latent_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.likelihood = likelihood
+        self.pi_update = pi_update
+        self.pretrain_epochs = pretrain_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.n_init = n_init
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Pretrain, initialise and train VaDE on X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        continuing = self.warm_start and hasattr(self, "_state")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
+        check_hidden_layer_sizes(self.hidden_layer_sizes)
+        config = check_params_vs_input(self, X)
+        rng = check_random_state(self.random_state)
+        device = resolve_device(self.device)
+        self._set_scaling(X, config.likelihood, keep=continuing)
+        X_train = to_tensor(self._scale(X), device, torch.float32)
+
+        n_runs = 1 if continuing else self.n_init
+        best = None
+        for _ in range(n_runs):
+            run = self._fit_single(X_train, config, rng, device, continuing)
+            if best is None or run.lower_bound > best.lower_bound:
+                best = run
+        self._set_fitted_state(best, X)
+        if not best.converged and config.max_epochs > 0:
+            warnings.warn(
+                f"VaDEClustering did not converge: more than tol={self.tol} of the "
+                f"samples still changed cluster after max_epochs={config.max_epochs} "
+                "epochs. Increase max_epochs, or raise tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _fit_single(self, X_train, config, rng, device, continuing):
+        """One complete fit from one seed: pretrain, initialise, train, evaluate."""
+        generator = torch_generator(draw_seed(rng), device)
+        progress = progress_factory(self.verbose)
+        net = self._build_network(config, generator, device, torch.float32)
+        if continuing:
+            net.load_state_dict(self._state_tensors(device, torch.float32))
+            pretrain_losses = []
+        else:
+            pretrain_losses = pretrain_autoencoder(
+                net, X_train, config, generator, progress).losses
+            initialise_mixture(net, X_train, config, rng)
+        train = train_vade(net, X_train, config, generator, progress, config.max_epochs)
+        state = {k: v.detach().cpu().double().numpy().copy()
+                 for k, v in net.state_dict().items()}
+        score_eps = rng.standard_normal((_N_SCORE_DRAWS // 2, config.latent_dim))
+        state["score_eps"] = np.concatenate([score_eps, -score_eps])
+        self._state = state
+        self._config = config
+        self._cached_net = None
+        evaluation = self._evaluate_scaled(X_train.double())
+        return _Run(state=state, pretrain_losses=pretrain_losses,
+                    history=train.history, n_iter=train.n_epochs,
+                    converged=train.converged,
+                    lower_bound=float(np.mean(evaluation.elbo)))
+
+    def _set_fitted_state(self, run, X):
+        """Keep the best run, put occupied components first, run a final E-step."""
+        self._state = run.state
+        self._cached_net = None
+        labels = self._evaluate(X).log_gamma.argmax(axis=1)
+        occupied = np.unique(labels)
+        order = np.concatenate([occupied, np.setdiff1d(np.arange(self.n_clusters),
+                                                       occupied)])
+        for name in ("prior.mu_c", "prior.raw_log_var_c", "prior.pi_value"):
+            self._state[name] = self._state[name][order]
+        self._cached_net = None
+        evaluation = self._evaluate(X)
+        prior = self._network().prior
+        with torch.no_grad():
+            self.weights_ = prior.weights.cpu().numpy()
+            self.means_ = prior.mu_c.cpu().numpy().copy()
+            self.covariances_ = torch.exp(prior.log_var_c).cpu().numpy()
+        self.labels_ = evaluation.log_gamma.argmax(axis=1)
+        self.lower_bound_ = float(np.mean(evaluation.elbo))
+        self.lower_bounds_ = [h["elbo"] for h in run.history]
+        self.history_ = run.history
+        self.pretrain_losses_ = run.pretrain_losses
+        self.converged_ = run.converged
+        self.n_iter_ = run.n_iter
+        self._n_features_out = self.latent_dim
+
+    # ---------------------------------------------------------------- internals
+    def _build_network(self, config, generator, device, dtype):
+        return VaDENetwork(
+            n_features=self.n_features_in_,
+            latent_dim=config.latent_dim,
+            hidden_layer_sizes=config.hidden_layer_sizes,
+            n_components=config.n_clusters,
+            likelihood=config.likelihood,
+            pi_update=config.pi_update,
+            generator=generator,
+            device=device,
+            dtype=dtype,
+        )
+
+    def _state_tensors(self, device, dtype):
+        return {k: torch.as_tensor(v, device=device, dtype=dtype)
+                for k, v in self._state.items() if k != "score_eps"}
+
+    def _network(self):
+        """The fitted network in float64 on CPU, for deterministic inference."""
+        if getattr(self, "_cached_net", None) is None:
+            device = torch.device("cpu")
+            net = self._build_network(self._config, torch_generator(0, device), device,
+                                      torch.float64)
+            net.load_state_dict(self._state_tensors(device, torch.float64))
+            net.eval()
+            self._cached_net = net
+        return self._cached_net
+
+    def _set_scaling(self, X, likelihood, keep):
+        """Per-feature offset and scale: standardisation for Gaussian data."""
+        if keep:
+            return
+        if likelihood == "gaussian":
+            offset = X.mean(axis=0, dtype=np.float64)
+            scale = X.std(axis=0, dtype=np.float64)
+            scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(offset)))] = 1.0
+        else:
+            offset = np.zeros(X.shape[1])
+            scale = np.ones(X.shape[1])
+        self._x_offset, self._x_scale = offset, scale
+
+    def _scale(self, X):
+        return (np.asarray(X, dtype=np.float64) - self._x_offset) / self._x_scale
+
+    def _evaluate_scaled(self, X_scaled):
+        eps = torch.as_tensor(self._state["score_eps"], dtype=torch.float64)
+        return evaluate(self._network(), X_scaled, self._config.likelihood, eps,
+                        _INFERENCE_BATCH, float(np.sum(np.log(self._x_scale))))
+
+    def _evaluate(self, X):
+        X_scaled = to_tensor(self._scale(X), torch.device("cpu"), torch.float64)
+        return self._evaluate_scaled(X_scaled)
+
+    def _check_fitted_input(self, X):
+        check_is_fitted(self, "_state")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        if self._config.likelihood == "bernoulli":
+            # the same check as in fit, with the same message
+            from ._validation import resolve_likelihood
+
+            resolve_likelihood("bernoulli", X)
+        return X
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cached_net", None)
+        return state
+
+    # --------------------------------------------------------------- inference
+    def predict(self, X):
+        """Cluster of each sample: argmax of gamma at the posterior mean of z.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def predict_proba(self, X):
+        """Cluster posterior gamma = p(c | z = mu~(x)) of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        gamma : ndarray of shape (n_samples, n_clusters)
+            Rows sum to 1.
+        """
+        X = self._check_fitted_input(X)
+        return np.exp(self._evaluate(X).log_gamma)
+
+    def transform(self, X):
+        """Posterior mean mu~(x) of the latent code of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dim)
+        """
+        X = self._check_fitted_input(X)
+        return self._evaluate(X).mu
+
+    def score_samples(self, X):
+        """Per-sample ELBO (a lower bound on log p(x), in nats, on X's own scale).
+
+        The reconstruction term is estimated with a fixed antithetic pair of draws
+        of z, so the result is deterministic and each row's value does not depend on
+        the other rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,)
+        """
+        X = self._check_fitted_input(X)
+        return self._evaluate(X).elbo
+
+    def score(self, X, y=None):
+        """Mean per-sample ELBO of X (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        elbo : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1):
+        """Generate samples: c ~ Cat(pi), z ~ N(mu_c, sigma2_c), x = decoder mean.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Decoded means on the original data scale (pixel probabilities for the
+            Bernoulli likelihood).
+        y : ndarray of shape (n_samples,)
+            Component of each sample.
+        """
+        check_is_fitted(self, "_state")
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires "
+                "at least one sample."
+            )
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        y = np.repeat(np.arange(self.n_clusters), counts)
+        z = self.means_[y] + np.sqrt(self.covariances_[y]) * rng.standard_normal(
+            (n_samples, self.means_.shape[1]))
+        net = self._network()
+        with torch.no_grad():
+            decoded = net.decode(torch.as_tensor(z, dtype=torch.float64))
+            if self._config.likelihood == "bernoulli":
+                decoded = torch.sigmoid(decoded)
+        X = decoded.numpy() * self._x_scale + self._x_offset
+        return X, y

@@ -1,0 +1,90 @@
+"""Phase 1 and 2 of fit: autoencoder pretraining and mixture initialisation."""
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from sklearn.mixture import GaussianMixture
+
+from ._utils import draw_seed
+from ._training import encode_means, make_optimizer, run_epochs
+
+
+class PretrainResult(NamedTuple):
+    """Per-epoch mean reconstruction loss of the autoencoder, and its epoch count."""
+
+    losses: list
+    n_epochs: int
+
+
+class MixtureInit(NamedTuple):
+    """The prior's initial parameters and the mixture that gave them."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+    lower_bound: float
+
+
+def autoencoder_loss(net, x, likelihood):
+    """Mean reconstruction loss of the deterministic autoencoder ``decode(mu~(x))``.
+
+    Cross-entropy for Bernoulli data, squared error for Gaussian data, summed over
+    features.
+    """
+    mu, _ = net.encode(x)
+    decoded = net.decode(mu)
+    if likelihood == "bernoulli":
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            decoded, x, reduction="none"
+        )
+    else:
+        loss = (decoded - x) ** 2
+    return loss.sum(dim=1).mean()
+
+
+def pretrain_autoencoder(net, X, config, generator, progress):
+    """Train encoder mean head and decoder as a plain autoencoder.
+
+    After training, the latent space is rescaled to unit overall standard deviation
+    (without changing the autoencoder's function), so that the mixture prior starts on
+    a scale independent of the data.
+    """
+    losses = []
+    if config.pretrain_epochs > 0:
+        params = [p for name, p in net.named_parameters()
+                  if not name.startswith(("prior.", "log_var_head.", "raw_log_var_x"))]
+        optimizer = make_optimizer(params, config.learning_rate)
+
+        def step(x):
+            loss = autoencoder_loss(net, x, config.likelihood)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return loss.detach()
+
+        losses = run_epochs(X, config, config.pretrain_epochs, step, generator,
+                            progress, "pretraining", optimizer)
+    mu = encode_means(net, X, config.batch_size)
+    net.rescale_latent(1.0 / max(float(mu.std()), 1e-12))
+    return PretrainResult(losses=losses, n_epochs=len(losses))
+
+
+def initialise_mixture(net, X, config, rng):
+    """Fit a diagonal GaussianMixture on the latent means and copy it into the prior."""
+    mu = encode_means(net, X, config.batch_size).double().cpu().numpy()
+    gmm = GaussianMixture(
+        n_components=config.n_clusters,
+        covariance_type="diag",
+        n_init=config.gmm_n_init,
+        reg_covar=1e-4,
+        random_state=draw_seed(rng),
+    ).fit(mu)
+    net.prior.set_parameters(gmm.weights_, gmm.means_, gmm.covariances_)
+    # q(z|x) starts narrow relative to every component, so that sampled codes do not
+    # jump between components before the encoder's variances are learnt.
+    with torch.no_grad():
+        net.log_var_head.weight.zero_()
+        net.log_var_head.bias.copy_(torch.as_tensor(
+            np.log(config.init_posterior_var * gmm.covariances_.min(axis=0))))
+    return MixtureInit(gmm.weights_, gmm.means_, gmm.covariances_, gmm.lower_bound_)

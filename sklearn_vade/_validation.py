@@ -1,0 +1,98 @@
+"""Data-dependent checks, and the resolution of ``"auto"`` values for one fit."""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+
+class FitConfig(NamedTuple):
+    """Every value one fit needs, resolved from the parameters and the data."""
+
+    n_clusters: int
+    latent_dim: int
+    hidden_layer_sizes: tuple
+    likelihood: str
+    pi_update: str
+    pretrain_epochs: int
+    max_epochs: int
+    batch_size: int
+    learning_rate: float
+    tol: float
+    lr_decay: float
+    em_rate: float
+    gmm_n_init: int
+    init_posterior_var: float
+
+
+# Budgets of "auto" epochs, as gradient steps: small data gets at least this many
+# steps, large data at least MIN_*_EPOCHS passes and at most MAX_*_EPOCHS.
+PRETRAIN_STEPS = 100
+MIN_PRETRAIN_EPOCHS = 50
+MAX_PRETRAIN_EPOCHS = 1000
+TRAIN_STEPS = 50
+MIN_TRAIN_EPOCHS = 50
+MAX_TRAIN_EPOCHS = 1000
+
+
+def _auto_epochs(value, n_steps_per_epoch, target_steps, lo, hi):
+    if value != "auto":
+        return int(value)
+    return int(min(hi, max(lo, math.ceil(target_steps / n_steps_per_epoch))))
+
+
+def resolve_likelihood(likelihood, X):
+    """``"auto"``: Bernoulli when all of X lies in [0, 1], else Gaussian."""
+    x_min, x_max = float(X.min()), float(X.max())
+    in_unit = x_min >= 0.0 and x_max <= 1.0
+    if likelihood == "bernoulli" and not in_unit:
+        raise ValueError(
+            "likelihood='bernoulli' needs every value of X in [0, 1]; X ranges over "
+            f"[{x_min:.6g}, {x_max:.6g}]. Rescale X (e.g. with MinMaxScaler, or divide "
+            "pixel values by 255), or use likelihood='gaussian' for real-valued data."
+        )
+    if likelihood == "auto":
+        return "bernoulli" if in_unit else "gaussian"
+    return likelihood
+
+
+def check_params_vs_input(estimator, X):
+    """Check the parameters against X and return the resolved :class:`FitConfig`."""
+    n_samples = X.shape[0]
+    if n_samples < estimator.n_clusters:
+        raise ValueError(
+            f"n_samples={n_samples} should be >= n_clusters={estimator.n_clusters}: "
+            "VaDE needs at least one sample per cluster. Lower n_clusters or pass "
+            "more data."
+        )
+    batch_size = min(estimator.batch_size, n_samples)
+    steps = math.ceil(n_samples / batch_size)
+    return FitConfig(
+        n_clusters=estimator.n_clusters,
+        latent_dim=estimator.latent_dim,
+        hidden_layer_sizes=tuple(int(h) for h in estimator.hidden_layer_sizes),
+        likelihood=resolve_likelihood(estimator.likelihood, X),
+        pi_update=estimator.pi_update,
+        pretrain_epochs=_auto_epochs(estimator.pretrain_epochs, steps, PRETRAIN_STEPS,
+                                     MIN_PRETRAIN_EPOCHS, MAX_PRETRAIN_EPOCHS),
+        max_epochs=_auto_epochs(estimator.max_epochs, steps, TRAIN_STEPS,
+                                MIN_TRAIN_EPOCHS, MAX_TRAIN_EPOCHS),
+        batch_size=batch_size,
+        learning_rate=float(estimator.learning_rate),
+        tol=float(estimator.tol),
+        lr_decay=0.99,
+        em_rate=float(min(0.1, max(batch_size / n_samples, 0.01))),
+        gmm_n_init=1,
+        init_posterior_var=0.1,
+    )
+
+
+def check_hidden_layer_sizes(hidden_layer_sizes):
+    """Every width a positive integer."""
+    sizes = np.asarray(hidden_layer_sizes)
+    if sizes.ndim != 1 or not np.all([isinstance(h, (int, np.integer)) and h > 0
+                                      for h in hidden_layer_sizes]):
+        raise ValueError(
+            "hidden_layer_sizes must be a sequence of positive integers, got "
+            f"{hidden_layer_sizes!r}."
+        )
