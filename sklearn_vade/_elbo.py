@@ -86,9 +86,10 @@ def log_responsibilities(z, log_pi, mu_c, log_var_c):
 def bernoulli_log_likelihood(x, logits):
     """``log p(x|z) = sum_j x_j log p_j + (1 - x_j) log(1 - p_j)``, p = sigmoid(logits).
 
-    Written as ``x * logits - softplus(logits)``, exact for any real logits.
+    Written as ``x * logits + log sigmoid(-logits)``
+    (= ``x * logits - softplus(logits)``), stable for any real logits.
     """
-    return torch.sum(x * logits - torch.nn.functional.softplus(logits), dim=-1)
+    return torch.sum(x * logits + torch.nn.functional.logsigmoid(-logits), dim=-1)
 
 
 def gaussian_log_likelihood(x, mean, log_var):

@@ -54,7 +54,7 @@ def pretrain_autoencoder(net, X, config, generator, progress):
     if config.pretrain_epochs > 0:
         params = [p for name, p in net.named_parameters()
                   if not name.startswith(("prior.", "log_var_head.", "raw_log_var_x"))]
-        optimizer = make_optimizer(params, config.learning_rate)
+        optimizer = make_optimizer(params, config.pretrain_learning_rate)
 
         def step(x):
             loss = autoencoder_loss(net, x, config.likelihood)

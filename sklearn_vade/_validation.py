@@ -18,6 +18,7 @@ class FitConfig(NamedTuple):
     max_epochs: int
     batch_size: int
     learning_rate: float
+    pretrain_learning_rate: float
     tol: float
     lr_decay: float
     em_rate: float
@@ -33,6 +34,11 @@ MAX_PRETRAIN_EPOCHS = 1000
 TRAIN_STEPS = 50
 MIN_TRAIN_EPOCHS = 50
 MAX_TRAIN_EPOCHS = 1000
+# The autoencoder is pretrained with a larger step than the joint phase, whose
+# first Adam steps would otherwise move the codes away from the mixture's init.
+PRETRAIN_LR_FACTOR = 10.0
+# Restarts of the GaussianMixture that initialises the prior.
+GMM_N_INIT = 1
 
 
 def _auto_epochs(value, n_steps_per_epoch, target_steps, lo, hi):
@@ -79,10 +85,11 @@ def check_params_vs_input(estimator, X):
                                 MIN_TRAIN_EPOCHS, MAX_TRAIN_EPOCHS),
         batch_size=batch_size,
         learning_rate=float(estimator.learning_rate),
+        pretrain_learning_rate=PRETRAIN_LR_FACTOR * float(estimator.learning_rate),
         tol=float(estimator.tol),
         lr_decay=0.99,
         em_rate=float(min(0.1, max(batch_size / n_samples, 0.01))),
-        gmm_n_init=1,
+        gmm_n_init=GMM_N_INIT,
         init_posterior_var=0.1,
     )
 
