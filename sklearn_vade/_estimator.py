@@ -14,7 +14,6 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -22,7 +21,13 @@ from ._network import PI_UPDATES, VaDENetwork
 from ._pretrain import initialise_mixture, pretrain_autoencoder
 from ._progress import progress_factory
 from ._training import evaluate, train_vade
-from ._utils import draw_seed, resolve_device, to_tensor, torch_generator
+from ._utils import (
+    draw_seed,
+    local_random_state,
+    resolve_device,
+    to_tensor,
+    torch_generator,
+)
 from ._validation import check_hidden_layer_sizes, check_params_vs_input
 
 # Fixed draws of eps per row for the deterministic ELBO estimate (an antithetic pair).
@@ -258,7 +263,7 @@ class VaDEClustering(
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         check_hidden_layer_sizes(self.hidden_layer_sizes)
         config = check_params_vs_input(self, X)
-        rng = check_random_state(self.random_state)
+        rng = local_random_state(self.random_state)
         device = resolve_device(self.device)
         self._set_scaling(X, config.likelihood, keep=continuing)
         X_train = to_tensor(self._scale(X), device, torch.float32)
@@ -497,7 +502,7 @@ class VaDEClustering(
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires "
                 "at least one sample."
             )
-        rng = check_random_state(self.random_state)
+        rng = local_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
         y = np.repeat(np.arange(self.n_clusters), counts)
         z = self.means_[y] + np.sqrt(self.covariances_[y]) * rng.standard_normal(

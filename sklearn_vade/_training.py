@@ -116,7 +116,7 @@ def train_vade(net, X, config, generator, progress, n_epochs):
         changed = float((labels != previous).float().mean())
         previous.copy_(labels)
         history.append({"epoch": epoch, "elbo": -mean_loss, "label_change": changed,
-                        "min_weight": float(net.prior.weights.min())})
+                        "min_weight": float(net.prior.weights.detach().min())})
         state["converged"] = epoch > 0 and changed < config.tol
         return state["converged"]
 

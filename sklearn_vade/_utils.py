@@ -2,8 +2,20 @@
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 
 _MAX_SEED = np.iinfo(np.int32).max
+
+
+def local_random_state(random_state):
+    """A numpy ``RandomState`` for ``random_state`` that leaves the global one alone.
+
+    ``None`` gives a generator seeded from fresh OS entropy (where
+    ``sklearn.utils.check_random_state`` would return numpy's global generator).
+    """
+    if random_state is None:
+        return np.random.RandomState(np.random.SeedSequence().generate_state(1)[0])
+    return check_random_state(random_state)
 
 
 def draw_seed(rng):
