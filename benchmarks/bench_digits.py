@@ -18,26 +18,25 @@ Usage::
 """
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import statistics
-import sys
-import time
-import warnings
 from pathlib import Path
 
-import numpy as np
-import sklearn
 import torch
+from _common import (
+    RESULTS_DIR,
+    environment,
+    environment_line,
+    fit_and_score,
+    markdown_table,
+    sort_runs,
+    write_atomic,
+    write_json_atomic,
+)
+from _common import medians as _medians
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
-import sklearn_vade
-from sklearn_vade import VaDEClustering, cluster_accuracy
+from sklearn_vade import VaDEClustering
 
 METHODS = {
     "VaDE": lambda seed: VaDEClustering(n_clusters=10, random_state=seed),
@@ -46,62 +45,26 @@ METHODS = {
         n_components=10, covariance_type="diag", random_state=seed),
 }
 METRICS = ("acc", "nmi", "ari", "fit_seconds")
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = RESULTS_DIR
+COLUMNS = [("method", "method", None), ("seed", "seed", None), ("ACC", "acc", "{:.4f}"),
+           ("NMI", "nmi", "{:.4f}"), ("ARI", "ari", "{:.4f}"),
+           ("fit s", "fit_seconds", "{:.1f}")]
+
+
+def _vade_details(model):
+    return {"n_iter": int(model.n_iter_), "converged": bool(model.converged_),
+            "lower_bound": float(model.lower_bound_)}
 
 
 def run_one(method, seed, X, y):
     """Fit one method from one seed on X (unlabelled); score its labels against y."""
-    model = METHODS[method](seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        start = time.perf_counter()
-        labels = model.fit_predict(X)
-        seconds = time.perf_counter() - start
-    record = {
-        "method": method,
-        "seed": seed,
-        "acc": cluster_accuracy(y, labels),
-        "nmi": float(normalized_mutual_info_score(y, labels)),
-        "ari": float(adjusted_rand_score(y, labels)),
-        "fit_seconds": seconds,
-        "n_clusters_found": int(np.unique(labels).size),
-        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
-    }
-    if method == "VaDE":
-        record.update(n_iter=int(model.n_iter_), converged=bool(model.converged_),
-                      lower_bound=float(model.lower_bound_))
-    return record
+    details = _vade_details if method == "VaDE" else None
+    return fit_and_score(method, METHODS[method](seed), seed, X, y, details)
 
 
 def medians(records):
     """One row per method with the median of each metric over its seeds."""
-    rows = []
-    for method in METHODS:
-        runs = [r for r in records if r["method"] == method]
-        if runs:
-            row = {"method": method, "seed": "median", "n_seeds": len(runs)}
-            row.update({m: statistics.median(r[m] for r in runs) for m in METRICS})
-            rows.append(row)
-    return rows
-
-
-def environment(threads):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return {
-        "date": now.isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "threads_requested": threads,
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "sklearn_vade": sklearn_vade.__version__,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-    }
+    return _medians(records, METHODS, METRICS)
 
 
 def markdown(env, records, summary):
@@ -109,35 +72,18 @@ def markdown(env, records, summary):
         "# Digits benchmark",
         "",
         "`load_digits().data / 16` (1797 x 64, 10 classes); labels used only to score.",
-        f"torch {env['torch']} with {env['torch_threads']} thread(s), "
-        f"OMP_WAIT_POLICY={env['OMP_WAIT_POLICY'] or 'unset'}, "
-        f"scikit-learn {env['scikit-learn']}, sklearn_vade {env['sklearn_vade']}, "
-        f"Python {env['python']}, "
-        f"{env['cpu_count']} CPUs; {env['date']}.",
+        environment_line(env),
         "",
-        "| method | seed | ACC | NMI | ARI | fit s |",
-        "|---|---|---:|---:|---:|---:|",
+        *markdown_table([*sort_runs(records, METHODS), *summary], COLUMNS),
     ]
-    order = list(METHODS)
-    by_method = sorted(records, key=lambda r: (order.index(r["method"]), r["seed"]))
-    for r in [*by_method, *summary]:
-        lines.append(f"| {r['method']} | {r['seed']} | {r['acc']:.4f} | {r['nmi']:.4f} "
-                     f"| {r['ari']:.4f} | {r['fit_seconds']:.1f} |")
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path, text):
-    """Write through a .tmp file so an interrupted run never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_results(out_dir, env, records):
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = medians(records)
     payload = {"environment": env, "runs": records, "medians": summary}
-    write_atomic(out_dir / "digits.json", json.dumps(payload, indent=2) + "\n")
+    write_json_atomic(out_dir / "digits.json", payload)
     write_atomic(out_dir / "digits.md", markdown(env, records, summary))
 
 

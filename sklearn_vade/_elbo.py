@@ -11,11 +11,11 @@ Notation (Jiang et al., 2017). For one sample ``x``:
 
 The bound is the sum of five terms, each computed by one function here::
 
-    ELBO = E_q[log p(x|z)]                                   reconstruction_log_likelihood
-         + sum_c gamma_c E_q[log N(z; mu_c, sigma2_c)]       expected_log_prior_z
-         + sum_c gamma_c log pi_c                            expected_log_prior_c
-         - E_q[log q(z|x)]                                   entropy_normal_diag
-         - sum_c gamma_c log gamma_c                         entropy_categorical
+    ELBO = E_q[log p(x|z)]                               reconstruction_log_likelihood
+         + sum_c gamma_c E_q[log N(z; mu_c, sigma2_c)]   expected_log_prior_z
+         + sum_c gamma_c log pi_c                        expected_log_prior_c
+         - E_q[log q(z|x)]                               entropy_normal_diag
+         - sum_c gamma_c log gamma_c                     entropy_categorical
 
 Every function works per sample (a leading batch dimension ``n``), in the dtype of its
 inputs, and never exponentiates before normalising.

@@ -1,5 +1,6 @@
 """VaDEClustering: the scikit-learn estimator."""
 
+import time
 import warnings
 from numbers import Integral, Real
 from typing import NamedTuple
@@ -45,6 +46,20 @@ class _Run(NamedTuple):
     n_iter: int
     converged: bool
     lower_bound: float
+    timings: dict
+
+
+class _Clock:
+    """Wall-clock seconds of successive phases."""
+
+    def __init__(self):
+        self.laps = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name):
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
 
 
 class VaDEClustering(
@@ -158,10 +173,14 @@ class VaDEClustering(
     pretrain_losses_ : list of float
         Mean reconstruction loss of each pretraining epoch.
 
+    timings_ : dict
+        Wall-clock seconds of each phase of the kept run: ``pretraining``,
+        ``initialisation``, ``training``, ``evaluation``.
+
     n_features_in_ : int
         Number of features seen during fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string feature names.
 
     See Also
@@ -196,7 +215,8 @@ class VaDEClustering(
         "pi_update": [StrOptions(set(PI_UPDATES))],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left"),
                             StrOptions({"auto"})],
-        "max_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 0, None, closed="left"),
+                       StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -262,9 +282,9 @@ class VaDEClustering(
         continuing = self.warm_start and hasattr(self, "_state")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
         check_hidden_layer_sizes(self.hidden_layer_sizes)
-        config = check_params_vs_input(self, X)
-        rng = local_random_state(self.random_state)
         device = resolve_device(self.device)
+        config = check_params_vs_input(self, X, device)
+        rng = local_random_state(self.random_state)
         self._set_scaling(X, config.likelihood, keep=continuing)
         X_train = to_tensor(self._scale(X), device, torch.float32)
 
@@ -289,6 +309,7 @@ class VaDEClustering(
         """One complete fit from one seed: pretrain, initialise, train, evaluate."""
         generator = torch_generator(draw_seed(rng), device)
         progress = progress_factory(self.verbose)
+        clock = _Clock()
         net = self._build_network(config, generator, device, torch.float32)
         if continuing:
             net.load_state_dict(self._state_tensors(device, torch.float32))
@@ -296,8 +317,11 @@ class VaDEClustering(
         else:
             pretrain_losses = pretrain_autoencoder(
                 net, X_train, config, generator, progress).losses
+            clock.lap("pretraining")
             initialise_mixture(net, X_train, config, rng)
+            clock.lap("initialisation")
         train = train_vade(net, X_train, config, generator, progress, config.max_epochs)
+        clock.lap("training")
         state = {k: v.detach().cpu().double().numpy().copy()
                  for k, v in net.state_dict().items()}
         score_eps = rng.standard_normal((_N_SCORE_DRAWS // 2, config.latent_dim))
@@ -306,10 +330,12 @@ class VaDEClustering(
         self._config = config
         self._cached_net = None
         evaluation = self._evaluate_scaled(X_train.double())
+        clock.lap("evaluation")
         return _Run(state=state, pretrain_losses=pretrain_losses,
                     history=train.history, n_iter=train.n_epochs,
                     converged=train.converged,
-                    lower_bound=float(np.mean(evaluation.elbo)))
+                    lower_bound=float(np.mean(evaluation.elbo)),
+                    timings=clock.laps)
 
     def _set_fitted_state(self, run, X):
         """Keep the best run, put occupied components first, run a final E-step."""
@@ -335,6 +361,7 @@ class VaDEClustering(
         self.pretrain_losses_ = run.pretrain_losses
         self.converged_ = run.converged
         self.n_iter_ = run.n_iter
+        self.timings_ = run.timings
         self._n_features_out = self.latent_dim
 
     # ---------------------------------------------------------------- internals

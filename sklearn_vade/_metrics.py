@@ -1,6 +1,5 @@
 """Clustering accuracy with the Hungarian matching of clusters to classes."""
 
-import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.utils.validation import check_consistent_length, column_or_1d
@@ -35,7 +34,9 @@ def cluster_accuracy(labels_true, labels_pred):
     labels_pred = column_or_1d(labels_pred)
     check_consistent_length(labels_true, labels_pred)
     if labels_true.size == 0:
-        raise ValueError("cluster_accuracy needs at least one sample; got empty arrays.")
+        raise ValueError(
+            "cluster_accuracy needs at least one sample; got empty arrays."
+        )
     counts = contingency_matrix(labels_true, labels_pred)
     rows, cols = linear_sum_assignment(counts, maximize=True)
     return float(counts[rows, cols].sum() / labels_true.size)

@@ -64,7 +64,8 @@ class MixturePrior(nn.Module):
         self.pi_update = pi_update
         kwargs = dict(device=device, dtype=dtype)
         self.mu_c = nn.Parameter(torch.zeros(n_components, latent_dim, **kwargs))
-        self.raw_log_var_c = nn.Parameter(torch.zeros(n_components, latent_dim, **kwargs))
+        self.raw_log_var_c = nn.Parameter(
+            torch.zeros(n_components, latent_dim, **kwargs))
         pi = torch.full((n_components,), 1.0 / n_components, **kwargs)
         if pi_update in ("em", "fixed"):
             self.register_buffer("pi_value", pi)
@@ -157,11 +158,13 @@ class VaDENetwork(nn.Module):
         self.encoder = mlp(units, generator, device, dtype)
         self.mu_head = _linear(last, latent_dim, generator, device, dtype)
         self.log_var_head = _linear(last, latent_dim, generator, device, dtype)
-        self.decoder = mlp([latent_dim, *hidden_layer_sizes[::-1]], generator, device, dtype)
+        self.decoder = mlp([latent_dim, *hidden_layer_sizes[::-1]], generator, device,
+                           dtype)
         decoder_out = hidden_layer_sizes[0] if hidden_layer_sizes else latent_dim
         self.output = _linear(decoder_out, n_features, generator, device, dtype)
-        # Gaussian observation noise, one log-variance per feature (unused by Bernoulli).
-        self.raw_log_var_x = nn.Parameter(torch.zeros(n_features, device=device, dtype=dtype))
+        # Gaussian observation noise, one log-variance per feature (Bernoulli: unused).
+        self.raw_log_var_x = nn.Parameter(
+            torch.zeros(n_features, device=device, dtype=dtype))
         self.prior = MixturePrior(n_components, latent_dim, pi_update, device, dtype)
 
     def encode(self, x):

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
-from ._utils import draw_seed
 from ._training import encode_means, make_optimizer, run_epochs
+from ._utils import autocast, draw_seed
 
 
 class PretrainResult(NamedTuple):
@@ -26,14 +26,15 @@ class MixtureInit(NamedTuple):
     lower_bound: float
 
 
-def autoencoder_loss(net, x, likelihood):
+def autoencoder_loss(net, x, likelihood, compute_dtype=None):
     """Mean reconstruction loss of the deterministic autoencoder ``decode(mu~(x))``.
 
     Cross-entropy for Bernoulli data, squared error for Gaussian data, summed over
-    features.
+    features. The network runs under autocast to ``compute_dtype`` (None: x's dtype).
     """
-    mu, _ = net.encode(x)
-    decoded = net.decode(mu)
+    with autocast(x.device, compute_dtype):
+        decoded = net.decode(net.encode(x)[0])
+    decoded = decoded.to(x.dtype)
     if likelihood == "bernoulli":
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
             decoded, x, reduction="none"
@@ -57,7 +58,7 @@ def pretrain_autoencoder(net, X, config, generator, progress):
         optimizer = make_optimizer(params, config.pretrain_learning_rate)
 
         def step(x):
-            loss = autoencoder_loss(net, x, config.likelihood)
+            loss = autoencoder_loss(net, x, config.likelihood, config.compute_dtype)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

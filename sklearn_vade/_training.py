@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from . import _elbo
-from ._utils import iter_batches
+from ._utils import autocast, iter_batches
 
 
 class TrainResult(NamedTuple):
@@ -18,7 +18,7 @@ class TrainResult(NamedTuple):
 
 
 class Evaluation(NamedTuple):
-    """A deterministic pass over X: posterior means and log-variances, log gamma, ELBO."""
+    """A deterministic pass over X: posterior means, log-variances, log gamma, ELBO."""
 
     mu: np.ndarray
     log_var: np.ndarray
@@ -67,14 +67,17 @@ def encode_means(net, X, batch_size):
     return out
 
 
-def negative_elbo(net, x, eps, likelihood):
+def negative_elbo(net, x, eps, likelihood, compute_dtype=None):
     """Minibatch loss: minus the mean ELBO, with gamma = p(c|z) at the sampled z.
 
-    Also returns gamma (for the "em" update of pi) and the labels at the posterior
-    mean (for the convergence test).
+    The networks run under autocast to ``compute_dtype`` (None: x's dtype); the ELBO
+    is computed in x's dtype. Also returns gamma (for the "em" update of pi) and the
+    labels at the posterior mean (for the convergence test).
     """
     prior = net.prior
-    mu, log_var, z, decoded = net(x, eps)
+    with autocast(x.device, compute_dtype):
+        outputs = net(x, eps)
+    mu, log_var, z, decoded = (t.to(x.dtype) for t in outputs)
     log_pi, mu_c, log_var_c = prior.log_pi, prior.mu_c, prior.log_var_c
     log_gamma = _elbo.log_responsibilities(z, log_pi, mu_c, log_var_c)
     recon = _elbo.reconstruction_log_likelihood(x, decoded, likelihood, net.log_var_x)
@@ -103,7 +106,8 @@ def train_vade(net, X, config, generator, progress, n_epochs):
         x, idx = x_and_idx
         eps = torch.randn(len(x), latent_dim, generator=generator,
                           device=generator.device).to(x.device, x.dtype)
-        loss, gamma, batch_labels = negative_elbo(net, x, eps, config.likelihood)
+        loss, gamma, batch_labels = negative_elbo(net, x, eps, config.likelihood,
+                                                  config.compute_dtype)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

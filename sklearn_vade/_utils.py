@@ -42,6 +42,25 @@ def resolve_device(device):
     return torch.device(device)
 
 
+def fast_dtype(device):
+    """bfloat16 where the device computes it natively, else None (stay in float32).
+
+    Training runs its matrix products under ``torch.autocast`` in this dtype: about
+    2x faster on CPUs with AVX-512 bf16 or AMX, and on recent GPUs.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast(device, dtype):
+    """``torch.autocast`` to ``dtype`` on ``device``; a no-op when dtype is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32,
+                          enabled=dtype is not None)
+
+
 def iter_batches(n_samples, batch_size):
     """Slices ``[start, stop)`` covering ``range(n_samples)`` in order."""
     for start in range(0, n_samples, batch_size):

@@ -5,6 +5,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._utils import fast_dtype
+
 
 class FitConfig(NamedTuple):
     """Every value one fit needs, resolved from the parameters and the data."""
@@ -24,6 +26,8 @@ class FitConfig(NamedTuple):
     em_rate: float
     gmm_n_init: int
     init_posterior_var: float
+    device: object
+    compute_dtype: object
 
 
 # Budgets of "auto" epochs, as gradient steps: small data gets at least this many
@@ -39,6 +43,8 @@ MAX_TRAIN_EPOCHS = 1000
 PRETRAIN_LR_FACTOR = 10.0
 # Restarts of the GaussianMixture that initialises the prior.
 GMM_N_INIT = 1
+# Train under bfloat16 autocast where the device supports it natively.
+USE_BF16 = True
 
 
 def _auto_epochs(value, n_steps_per_epoch, target_steps, lo, hi):
@@ -62,7 +68,7 @@ def resolve_likelihood(likelihood, X):
     return likelihood
 
 
-def check_params_vs_input(estimator, X):
+def check_params_vs_input(estimator, X, device):
     """Check the parameters against X and return the resolved :class:`FitConfig`."""
     n_samples = X.shape[0]
     if n_samples < estimator.n_clusters:
@@ -91,6 +97,8 @@ def check_params_vs_input(estimator, X):
         em_rate=float(min(0.1, max(batch_size / n_samples, 0.01))),
         gmm_n_init=GMM_N_INIT,
         init_posterior_var=0.1,
+        device=device,
+        compute_dtype=fast_dtype(device) if USE_BF16 else None,
     )
 
 

@@ -148,7 +148,7 @@ def test_auto_likelihood_is_bernoulli_on_unit_data(fitted):
 @pytest.mark.parametrize("pi_update", ["em", "renormalize", "softmax",
                                        "unconstrained", "fixed"])
 def test_pi_update_modes_keep_weights_on_simplex(pi_update, small_digits):
-    """Every pi_update mode ends with weights_ on the simplex; "fixed" keeps its init."""
+    """Each pi_update mode ends with weights_ on the simplex; "fixed" keeps its init."""
     X, _ = small_digits
     params = dict(SMALL, pretrain_epochs=20, max_epochs=10)
     est = VaDEClustering(n_clusters=10, pi_update=pi_update, **params)
