@@ -26,7 +26,6 @@ from ._utils import (
     draw_seed,
     local_random_state,
     resolve_device,
-    to_tensor,
     torch_generator,
 )
 from ._validation import check_hidden_layer_sizes, check_params_vs_input
@@ -286,12 +285,15 @@ class VaDEClustering(
         config = check_params_vs_input(self, X, device)
         rng = local_random_state(self.random_state)
         self._set_scaling(X, config.likelihood, keep=continuing)
-        X_train = to_tensor(self._scale(X), device, torch.float32)
+        as_float32 = dict(dtype=torch.float32, device=device)
+        X_train = torch.tensor(X, **as_float32)  # a copy, standardised in place
+        X_train.sub_(torch.as_tensor(self._x_offset, **as_float32))
+        X_train.div_(torch.as_tensor(self._x_scale, **as_float32))
 
         n_runs = 1 if continuing else self.n_init
         best = None
         for _ in range(n_runs):
-            run = self._fit_single(X_train, config, rng, device, continuing)
+            run = self._fit_single(X, X_train, config, rng, device, continuing)
             if best is None or run.lower_bound > best.lower_bound:
                 best = run
         self._set_fitted_state(best, X)
@@ -305,7 +307,7 @@ class VaDEClustering(
             )
         return self
 
-    def _fit_single(self, X_train, config, rng, device, continuing):
+    def _fit_single(self, X, X_train, config, rng, device, continuing):
         """One complete fit from one seed: pretrain, initialise, train, evaluate."""
         generator = torch_generator(draw_seed(rng), device)
         progress = progress_factory(self.verbose)
@@ -329,7 +331,7 @@ class VaDEClustering(
         self._state = state
         self._config = config
         self._cached_net = None
-        evaluation = self._evaluate_scaled(X_train.double())
+        evaluation = self._evaluate(X)
         clock.lap("evaluation")
         return _Run(state=state, pretrain_losses=pretrain_losses,
                     history=train.history, n_iter=train.n_epochs,
@@ -409,14 +411,12 @@ class VaDEClustering(
     def _scale(self, X):
         return (np.asarray(X, dtype=np.float64) - self._x_offset) / self._x_scale
 
-    def _evaluate_scaled(self, X_scaled):
-        eps = torch.as_tensor(self._state["score_eps"], dtype=torch.float64)
-        return evaluate(self._network(), X_scaled, self._config.likelihood, eps,
-                        _INFERENCE_BATCH, float(np.sum(np.log(self._x_scale))))
-
     def _evaluate(self, X):
-        X_scaled = to_tensor(self._scale(X), torch.device("cpu"), torch.float64)
-        return self._evaluate_scaled(X_scaled)
+        """Deterministic float64 pass over X, batch by batch."""
+        eps = torch.as_tensor(self._state["score_eps"], dtype=torch.float64)
+        return evaluate(self._network(), X, self._config.likelihood, eps,
+                        _INFERENCE_BATCH, float(np.sum(np.log(self._x_scale))),
+                        preprocess=self._scale)
 
     def _check_fitted_input(self, X):
         check_is_fitted(self, "_state")

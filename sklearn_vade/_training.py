@@ -144,20 +144,27 @@ class _IndexedRows:
 
 
 @torch.no_grad()
-def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0):
+def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
+             preprocess=None):
     """Deterministic pass: gamma = p(c | z = mu~(x)) and the ELBO per sample.
 
     The reconstruction term averages ``log p(x|z)`` over the fixed draws
     ``z = mu~ + sigma~ * eps[l]``, shared by all rows, so the result of a row does not
     depend on the other rows. ``log_det_scale`` is subtracted from every ELBO to put it
     on the scale of the original data (for standardised Gaussian data).
+
+    X may be a tensor or an array; each batch of rows goes through ``preprocess``
+    (if given) and becomes a tensor of the network's dtype, so that no full-size
+    copy of X is made.
     """
     net.eval()
     prior = net.prior
     log_pi, mu_c, log_var_c = prior.log_pi, prior.mu_c, prior.log_var_c
+    dtype = mu_c.dtype
     outputs = []
-    for batch in iter_batches(len(X), batch_size):
-        x = X[batch]
+    for batch in iter_batches(X.shape[0], batch_size):
+        x = X[batch] if preprocess is None else preprocess(X[batch])
+        x = torch.as_tensor(x, dtype=dtype, device=mu_c.device)
         mu, log_var = net.encode(x)
         recon = torch.stack([
             _elbo.reconstruction_log_likelihood(

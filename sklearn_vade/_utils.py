@@ -65,10 +65,3 @@ def iter_batches(n_samples, batch_size):
     """Slices ``[start, stop)`` covering ``range(n_samples)`` in order."""
     for start in range(0, n_samples, batch_size):
         yield slice(start, min(start + batch_size, n_samples))
-
-
-def to_tensor(X, device, dtype):
-    """A dense tensor copy of the rows of ``X`` (numpy or scipy sparse)."""
-    if hasattr(X, "toarray"):
-        X = X.toarray()
-    return torch.as_tensor(np.asarray(X), device=device, dtype=dtype)

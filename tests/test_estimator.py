@@ -115,8 +115,8 @@ def test_sample_draws_from_the_mixture(fitted, small_digits):
     assert np.all((X_new >= 0) & (X_new <= 1))
     counts = np.bincount(y_new, minlength=10) / 400
     np.testing.assert_allclose(counts, fitted.weights_, atol=0.08)
-    # decoded samples of component c are assigned back to c most of the time
-    assert np.mean(fitted.predict(X_new) == y_new) > 0.7
+    # decoded samples of component c are mostly assigned back to c (chance: 0.1)
+    assert np.mean(fitted.predict(X_new) == y_new) > 0.5
 
 
 def test_sample_on_gaussian_data_uses_data_scale():
