@@ -104,12 +104,14 @@ class VaDEClustering(
         keeps its initial value.
 
     pretrain_epochs : int or "auto", default="auto"
-        Epochs of autoencoder pretraining; 0 skips it. ``"auto"`` gives at least
-        300 gradient steps and between 50 and 1000 epochs.
+        Epochs of autoencoder pretraining; 0 skips it. ``"auto"`` gives one
+        gradient step per sample (at least 100, at most 1200) and between 50 and
+        1000 epochs: 150 epochs on 1797 samples, 50 on 70,000.
 
     max_epochs : int or "auto", default="auto"
         Maximum number of epochs of the joint ELBO training; 0 stops after the
-        mixture initialisation. ``"auto"`` is chosen as for ``pretrain_epochs``.
+        mixture initialisation. ``"auto"`` gives at least 50 gradient steps and
+        between 50 and 1000 epochs.
 
     batch_size : int, default=256
         Minibatch size of both training phases (capped at the number of samples).

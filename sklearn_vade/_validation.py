@@ -30,9 +30,13 @@ class FitConfig(NamedTuple):
     compute_dtype: object
 
 
-# Budgets of "auto" epochs, as gradient steps: small data gets at least this many
-# steps, large data at least MIN_*_EPOCHS passes and at most MAX_*_EPOCHS.
+# Budgets of "auto" epochs. Pretraining gets one gradient step per sample, between
+# PRETRAIN_STEPS and MAX_PRETRAIN_STEPS steps, and the joint phase TRAIN_STEPS
+# steps; in both phases large data gets at least MIN_*_EPOCHS passes and at most
+# MAX_*_EPOCHS. Tiny data thus fits in a second or two, scikit-learn's digits
+# (1797 samples) gets 150 pretraining epochs, MNIST 50.
 PRETRAIN_STEPS = 100
+MAX_PRETRAIN_STEPS = 1200
 MIN_PRETRAIN_EPOCHS = 50
 MAX_PRETRAIN_EPOCHS = 1000
 TRAIN_STEPS = 50
@@ -43,8 +47,10 @@ MAX_TRAIN_EPOCHS = 1000
 PRETRAIN_LR_FACTOR = 10.0
 # Restarts of the GaussianMixture that initialises the prior.
 GMM_N_INIT = 1
-# Train under bfloat16 autocast where the device supports it natively.
-USE_BF16 = True
+# Train under bfloat16 autocast where the device supports it natively. Off: on the
+# digits it cost 0.03 median accuracy over 5 seeds (0.766 against 0.796 in float32
+# with 150 pretraining epochs) for 1.6x faster epochs. See benchmarks/README.md.
+USE_BF16 = False
 
 
 def _auto_epochs(value, n_steps_per_epoch, target_steps, lo, hi):
@@ -85,7 +91,9 @@ def check_params_vs_input(estimator, X, device):
         hidden_layer_sizes=tuple(int(h) for h in estimator.hidden_layer_sizes),
         likelihood=resolve_likelihood(estimator.likelihood, X),
         pi_update=estimator.pi_update,
-        pretrain_epochs=_auto_epochs(estimator.pretrain_epochs, steps, PRETRAIN_STEPS,
+        pretrain_epochs=_auto_epochs(estimator.pretrain_epochs, steps,
+                                     min(max(n_samples, PRETRAIN_STEPS),
+                                         MAX_PRETRAIN_STEPS),
                                      MIN_PRETRAIN_EPOCHS, MAX_PRETRAIN_EPOCHS),
         max_epochs=_auto_epochs(estimator.max_epochs, steps, TRAIN_STEPS,
                                 MIN_TRAIN_EPOCHS, MAX_TRAIN_EPOCHS),

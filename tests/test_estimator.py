@@ -323,3 +323,22 @@ def test_defaults_cluster_real_digits(digits):
         labels = est.fit_predict(X)
     assert np.unique(labels).size == 10
     assert cluster_accuracy(y, labels) >= 0.65
+
+
+def test_bfloat16_training_path(small_digits, monkeypatch):
+    """The bfloat16-autocast training path (off by default) fits and stays finite."""
+    from sklearn_vade import _validation
+    from sklearn_vade._utils import fast_dtype
+
+    if fast_dtype(torch.device("cpu")) is None:
+        pytest.skip("this CPU has no native bfloat16")
+    monkeypatch.setattr(_validation, "USE_BF16", True)
+    X, _ = small_digits
+    est = VaDEClustering(n_clusters=10, **dict(SMALL, max_epochs=5, tol=0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X)
+    assert est._config.compute_dtype == torch.bfloat16
+    assert np.isfinite(est.lower_bound_)
+    assert np.isfinite(est.predict_proba(X)).all()
+
