@@ -132,7 +132,9 @@ class VaDEClustering(
 
     random_state : int, RandomState instance or None, default=None
         Seeds numpy and a local ``torch.Generator``. Global generators are never
-        touched. Pass an int for reproducible results.
+        touched. Pass an int for reproducible results: the same seed, data, device
+        and number of torch threads give bit-identical results (another thread
+        count changes the order of floating-point sums, and so the fit).
 
     verbose : int, default=0
         0 is silent; 1 shows a progress bar per phase; 2 also prints every epoch.
