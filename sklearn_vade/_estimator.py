@@ -72,8 +72,8 @@ class VaDEClustering(
     ``gamma = q(c|x)`` is not learnt but computed as ``p(c|z)`` by Bayes' rule.
 
     ``fit`` (1) pretrains the encoder and decoder as an autoencoder, (2) fits a
-    diagonal :class:`~sklearn.mixture.GaussianMixture` on the latent means to
-    initialise pi, mu_c and sigma2_c, and (3) maximises the evidence lower bound
+    diagonal :class:`~sklearn.mixture.GaussianMixture` on the latent means (ten
+    restarts, the most likely kept) to initialise pi, mu_c and sigma2_c, and (3) maximises the evidence lower bound
     (ELBO) over all parameters with Adam. A sample's cluster is the argmax of gamma.
 
     Parameters

@@ -45,8 +45,10 @@ MAX_TRAIN_EPOCHS = 1000
 # The autoencoder is pretrained with a larger step than the joint phase, whose
 # first Adam steps would otherwise move the codes away from the mixture's init.
 PRETRAIN_LR_FACTOR = 10.0
-# Restarts of the GaussianMixture that initialises the prior.
-GMM_N_INIT = 1
+# Restarts of the GaussianMixture that initialises the prior; the one of highest
+# likelihood is kept. On the digits (5 seeds) 10 restarts raised VaDE's mean
+# accuracy from 0.797 to 0.815 (one seed 0.796 -> 0.890) for well under a second.
+GMM_N_INIT = 10
 # Train under bfloat16 autocast where the device supports it natively. Off: on the
 # digits it cost 0.03 median accuracy over 5 seeds (0.766 against 0.796 in float32
 # with 150 pretraining epochs) for 1.6x faster epochs. See benchmarks/README.md.
