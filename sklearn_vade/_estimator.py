@@ -28,7 +28,11 @@ from ._utils import (
     resolve_device,
     torch_generator,
 )
-from ._validation import check_hidden_layer_sizes, check_params_vs_input
+from ._validation import (
+    check_hidden_layer_sizes,
+    check_params_vs_input,
+    resolve_likelihood,
+)
 
 # Fixed draws of eps per row for the deterministic ELBO estimate (an antithetic pair).
 _N_SCORE_DRAWS = 2
@@ -73,8 +77,9 @@ class VaDEClustering(
 
     ``fit`` (1) pretrains the encoder and decoder as an autoencoder, (2) fits a
     diagonal :class:`~sklearn.mixture.GaussianMixture` on the latent means (ten
-    restarts, the most likely kept) to initialise pi, mu_c and sigma2_c, and (3) maximises the evidence lower bound
-    (ELBO) over all parameters with Adam. A sample's cluster is the argmax of gamma.
+    restarts, the most likely kept) to initialise pi, mu_c and sigma2_c, and (3)
+    maximises the evidence lower bound (ELBO) over all parameters with Adam. A
+    sample's cluster is the argmax of gamma.
 
     Parameters
     ----------
@@ -426,10 +431,7 @@ class VaDEClustering(
         check_is_fitted(self, "_state")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         if self._config.likelihood == "bernoulli":
-            # the same check as in fit, with the same message
-            from ._validation import resolve_likelihood
-
-            resolve_likelihood("bernoulli", X)
+            resolve_likelihood("bernoulli", X)  # the check and message of fit
         return X
 
     def __getstate__(self):
