@@ -50,6 +50,7 @@ class _Run(NamedTuple):
     converged: bool
     lower_bound: float
     timings: dict
+    labels: np.ndarray
 
 
 class _Clock:
@@ -346,14 +347,13 @@ class VaDEClustering(
                     history=train.history, n_iter=train.n_epochs,
                     converged=train.converged,
                     lower_bound=float(np.mean(evaluation.elbo)),
-                    timings=clock.laps)
+                    timings=clock.laps,
+                    labels=evaluation.log_gamma.argmax(axis=1))
 
     def _set_fitted_state(self, run, X):
         """Keep the best run, put occupied components first, run a final E-step."""
         self._state = run.state
-        self._cached_net = None
-        labels = self._evaluate(X).log_gamma.argmax(axis=1)
-        occupied = np.unique(labels)
+        occupied = np.unique(run.labels)
         order = np.concatenate([occupied, np.setdiff1d(np.arange(self.n_clusters),
                                                        occupied)])
         for name in ("prior.mu_c", "prior.raw_log_var_c", "prior.pi_value"):
