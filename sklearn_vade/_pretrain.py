@@ -11,10 +11,9 @@ from ._utils import autocast, draw_seed
 
 
 class PretrainResult(NamedTuple):
-    """Per-epoch mean reconstruction loss of the autoencoder, and its epoch count."""
+    """Per-epoch mean reconstruction loss of the autoencoder."""
 
     losses: list
-    n_epochs: int
 
 
 class MixtureInit(NamedTuple):
@@ -68,7 +67,7 @@ def pretrain_autoencoder(net, X, config, generator, progress):
                             progress, "pretraining", optimizer)
     mu = encode_means(net, X, config.batch_size)
     net.rescale_latent(1.0 / max(float(mu.std()), 1e-12))
-    return PretrainResult(losses=losses, n_epochs=len(losses))
+    return PretrainResult(losses=losses)
 
 
 def initialise_mixture(net, X, config, rng):

@@ -26,7 +26,6 @@ class FitConfig(NamedTuple):
     em_rate: float
     gmm_n_init: int
     init_posterior_var: float
-    device: object
     compute_dtype: object
 
 
@@ -107,7 +106,6 @@ def check_params_vs_input(estimator, X, device):
         em_rate=float(min(0.1, max(batch_size / n_samples, 0.01))),
         gmm_n_init=GMM_N_INIT,
         init_posterior_var=0.1,
-        device=device,
         compute_dtype=fast_dtype(device) if USE_BF16 else None,
     )
 
