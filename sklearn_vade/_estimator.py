@@ -6,6 +6,7 @@ from numbers import Integral, Real
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -21,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._network import PI_UPDATES, VaDENetwork
 from ._pretrain import initialise_mixture, pretrain_autoencoder
 from ._progress import progress_factory
-from ._training import evaluate, train_vade
+from ._training import evaluate, feature_scaling, train_vade, training_rows
 from ._utils import (
     draw_seed,
     local_random_state,
@@ -50,7 +51,9 @@ class _Run(NamedTuple):
     converged: bool
     lower_bound: float
     timings: dict
-    labels: np.ndarray
+    evaluation: object  # the deterministic pass over the training data
+    interrupted: object  # None, or the phase that a KeyboardInterrupt stopped
+    recoveries: int
 
 
 class _Clock:
@@ -64,6 +67,51 @@ class _Clock:
         now = time.perf_counter()
         self.laps[name] = now - self._last
         self._last = now
+
+
+def _inference_config(config):
+    """What inference needs of a :class:`FitConfig`, as builtins (safe to persist)."""
+    return {"n_clusters": int(config.n_clusters), "latent_dim": int(config.latent_dim),
+            "hidden_layer_sizes": [int(h) for h in config.hidden_layer_sizes],
+            "likelihood": str(config.likelihood), "pi_update": str(config.pi_update)}
+
+
+def _build_network(config, n_features, generator, device, dtype):
+    return VaDENetwork(
+        n_features=n_features,
+        latent_dim=config["latent_dim"],
+        hidden_layer_sizes=tuple(config["hidden_layer_sizes"]),
+        n_components=config["n_clusters"],
+        likelihood=config["likelihood"],
+        pi_update=config["pi_update"],
+        generator=generator,
+        device=device,
+        dtype=dtype,
+    )
+
+
+def _state_tensors(state, device, dtype):
+    return {k: torch.as_tensor(v, device=device, dtype=dtype)
+            for k, v in state.items() if k != "score_eps"}
+
+
+def _inference_network(state, config, n_features):
+    """The network of a fitted state in float64 on CPU, in eval mode."""
+    device = torch.device("cpu")
+    net = _build_network(config, n_features, torch_generator(0, device), device,
+                         torch.float64)
+    net.load_state_dict(_state_tensors(state, device, torch.float64))
+    net.eval()
+    return net
+
+
+def _standardise(X, offset, scale):
+    """Rows of X (dense or sparse) as a dense float64 array, standardised."""
+    X = X.toarray() if sp.issparse(X) else X
+    X = np.array(X, dtype=np.float64)  # one copy per batch, then in place
+    X -= offset
+    X /= scale
+    return X
 
 
 class VaDEClustering(
@@ -153,6 +201,9 @@ class VaDEClustering(
     ----------
     labels_ : ndarray of shape (n_samples,)
         Cluster of each training sample, ``predict(X)``.
+
+    likelihood_ : {"bernoulli", "gaussian"}
+        The likelihood used (what ``likelihood="auto"`` resolved to).
 
     weights_ : ndarray of shape (n_clusters,)
         Mixture weights pi, on the simplex.
@@ -276,10 +327,18 @@ class VaDEClustering(
     def fit(self, X, y=None):
         """Pretrain, initialise and train VaDE on X.
 
+        A KeyboardInterrupt (Ctrl-C) during pretraining or training ends fit early
+        with a warning: the model is the state at the end of the last completed
+        epoch (after an interrupted pretraining, the mixture is initialised on the
+        autoencoder as it is and the joint phase is skipped), and further ``n_init``
+        runs are not started. An interrupt at any other moment leaves the estimator
+        as it was before fit.
+
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. Sparse matrices (CSR or CSC) are densified batch by
+            batch, never as a whole.
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -288,151 +347,200 @@ class VaDEClustering(
         self : object
             The fitted estimator.
         """
+        before = dict(self.__dict__)
+        try:
+            return self._fit(X)
+        except BaseException:
+            # Leave the estimator exactly as it was (validate_data has already set
+            # n_features_in_): no half-fitted state after an error or an interrupt.
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X):
         continuing = self.warm_start and hasattr(self, "_state")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not continuing)
+        X = validate_data(self, X, dtype=[np.float64, np.float32],
+                          accept_sparse=("csr", "csc"), reset=not continuing)
+        X = X.tocsr() if sp.issparse(X) else X
         check_hidden_layer_sizes(self.hidden_layer_sizes)
         device = resolve_device(self.device)
         config = check_params_vs_input(self, X, device)
         rng = local_random_state(self.random_state)
-        self._set_scaling(X, config.likelihood, keep=continuing)
-        as_float32 = dict(dtype=torch.float32, device=device)
-        X_train = torch.tensor(X, **as_float32)  # a copy, standardised in place
-        X_train.sub_(torch.as_tensor(self._x_offset, **as_float32))
-        X_train.div_(torch.as_tensor(self._x_scale, **as_float32))
+        if continuing:
+            offset, scale = self._x_offset, self._x_scale
+        else:
+            offset, scale = feature_scaling(X, config.likelihood)
+        X_train = training_rows(X, offset, scale, device)
 
         n_runs = 1 if continuing else self.n_init
         best = None
         for _ in range(n_runs):
-            run = self._fit_single(X, X_train, config, rng, device, continuing)
+            run = self._fit_single(X, X_train, config, rng, device, offset, scale)
             if best is None or run.lower_bound > best.lower_bound:
                 best = run
-        self._set_fitted_state(best, X)
-        if not best.converged and config.max_epochs > 0:
-            warnings.warn(
-                f"VaDEClustering did not converge: more than tol={self.tol} of the "
-                f"samples still changed cluster after max_epochs={config.max_epochs} "
-                "epochs. Increase max_epochs, or raise tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            if run.interrupted:
+                break
+        self._set_fitted_state(best, X, config, offset, scale)
+        self._warn_about_fit(best, config)
         return self
 
-    def _fit_single(self, X, X_train, config, rng, device, continuing):
-        """One complete fit from one seed: pretrain, initialise, train, evaluate."""
+    def _fit_single(self, X, X_train, config, rng, device, offset, scale):
+        """One complete fit from one seed: pretrain, initialise, train, evaluate.
+
+        Returns a :class:`_Run`; the estimator itself is not modified.
+        """
         generator = torch_generator(draw_seed(rng), device)
         progress = progress_factory(self.verbose)
         clock = _Clock()
-        net = self._build_network(config, generator, device, torch.float32)
-        if continuing:
-            net.load_state_dict(self._state_tensors(device, torch.float32))
+        net = self._build_network(_inference_config(config), generator, device,
+                                  torch.float32)
+        interrupted, recoveries, max_epochs = None, 0, config.max_epochs
+        if self.warm_start and hasattr(self, "_state"):
+            net.load_state_dict(_state_tensors(self._state, device, torch.float32))
             pretrain_losses = []
         else:
-            pretrain_losses = pretrain_autoencoder(
-                net, X_train, config, generator, progress).losses
+            pretrain = pretrain_autoencoder(net, X_train, config, generator, progress)
+            pretrain_losses, recoveries = pretrain.losses, pretrain.recoveries
+            if pretrain.interrupted:
+                interrupted, max_epochs = "pretraining", 0
             clock.lap("pretraining")
             initialise_mixture(net, X_train, config, rng)
             clock.lap("initialisation")
-        train = train_vade(net, X_train, config, generator, progress, config.max_epochs)
+        train = train_vade(net, X_train, config, generator, progress, max_epochs)
+        if train.interrupted:
+            interrupted = "training"
         clock.lap("training")
         state = {k: v.detach().cpu().double().numpy().copy()
                  for k, v in net.state_dict().items()}
         score_eps = rng.standard_normal((_N_SCORE_DRAWS // 2, config.latent_dim))
         state["score_eps"] = np.concatenate([score_eps, -score_eps])
-        self._state = state
-        self._config = config
-        self._cached_net = None
-        evaluation = self._evaluate(X)
+        inference_config = _inference_config(config)
+        evaluation = self._evaluate(X, state, inference_config, offset, scale)
         clock.lap("evaluation")
         return _Run(state=state, pretrain_losses=pretrain_losses,
                     history=train.history, n_iter=train.n_epochs,
-                    converged=train.converged,
+                    converged=train.converged and not interrupted,
                     lower_bound=float(np.mean(evaluation.elbo)),
                     timings=clock.laps,
-                    labels=evaluation.log_gamma.argmax(axis=1))
+                    evaluation=evaluation,
+                    interrupted=interrupted,
+                    recoveries=recoveries + train.recoveries)
 
-    def _set_fitted_state(self, run, X):
+    def _set_fitted_state(self, run, X, config, offset, scale):
         """Keep the best run, put occupied components first, run a final E-step."""
-        self._state = run.state
-        occupied = np.unique(run.labels)
-        order = np.concatenate([occupied, np.setdiff1d(np.arange(self.n_clusters),
+        state = dict(run.state)
+        occupied = np.unique(run.evaluation.log_gamma.argmax(axis=1))
+        order = np.concatenate([occupied, np.setdiff1d(np.arange(config.n_clusters),
                                                        occupied)])
         for name in ("prior.mu_c", "prior.raw_log_var_c", "prior.pi_value"):
-            self._state[name] = self._state[name][order]
-        self._cached_net = None
-        evaluation = self._evaluate(X)
-        prior = self._network().prior
+            state[name] = state[name][order]
+        inference_config = _inference_config(config)
+        net = _inference_network(state, inference_config, X.shape[1])
+        # The final E-step: reordering the components permutes gamma's columns and
+        # leaves the ELBO unchanged, so the run's own pass over X gives it exactly.
+        log_gamma = run.evaluation.log_gamma[:, order]
         with torch.no_grad():
-            self.weights_ = prior.weights.cpu().numpy()
-            self.means_ = prior.mu_c.cpu().numpy().copy()
-            self.covariances_ = torch.exp(prior.log_var_c).cpu().numpy()
-        self.labels_ = evaluation.log_gamma.argmax(axis=1)
-        self.lower_bound_ = float(np.mean(evaluation.elbo))
+            weights = net.prior.weights.cpu().numpy()
+            means = net.prior.mu_c.cpu().numpy().copy()
+            covariances = torch.exp(net.prior.log_var_c).cpu().numpy()
+        # Every fitted attribute is assigned here, after all the work is done, so
+        # that an exception or interrupt never leaves a half-fitted estimator.
+        self._state, self._config, self._cached_net = state, inference_config, net
+        self._x_offset, self._x_scale = offset, scale
+        self.likelihood_ = config.likelihood
+        self.weights_, self.means_, self.covariances_ = weights, means, covariances
+        self.labels_ = log_gamma.argmax(axis=1)
+        self.lower_bound_ = run.lower_bound
         self.lower_bounds_ = [h["elbo"] for h in run.history]
         self.history_ = run.history
         self.pretrain_losses_ = run.pretrain_losses
         self.converged_ = run.converged
         self.n_iter_ = run.n_iter
         self.timings_ = run.timings
-        self._n_features_out = self.latent_dim
+        self._n_features_out = config.latent_dim
+
+    def _warn_about_fit(self, run, config):
+        if run.interrupted:
+            warnings.warn(
+                f"VaDEClustering.fit was interrupted during {run.interrupted} "
+                f"(KeyboardInterrupt): the model is the state after "
+                f"{len(run.pretrain_losses)} pretraining and {run.n_iter} training "
+                "epochs. Call fit again to train fully, or set warm_start=True to "
+                "continue the joint training.",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif not run.converged and config.max_epochs > 0:
+            warnings.warn(
+                f"VaDEClustering did not converge: more than tol={self.tol} of the "
+                f"samples still changed cluster after max_epochs={config.max_epochs} "
+                "epochs. Increase max_epochs, or raise tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if run.recoveries:
+            warnings.warn(
+                f"VaDEClustering training produced non-finite values {run.recoveries} "
+                "time(s); each time it was rolled back to the last good state and "
+                "continued with half the learning rate. A lower learning_rate may "
+                "train faster.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        counts = np.bincount(self.labels_, minlength=config.n_clusters)
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):
+            warnings.warn(
+                f"{len(empty)} of the {config.n_clusters} components of VaDEClustering "
+                f"hold no training sample (components {empty.tolist()}, with weights "
+                f"{np.round(self.weights_[empty], 4).tolist()}): the data may have "
+                "fewer clusters. Try a smaller n_clusters, or compare several with "
+                "score (the ELBO).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     # ---------------------------------------------------------------- internals
     def _build_network(self, config, generator, device, dtype):
-        return VaDENetwork(
-            n_features=self.n_features_in_,
-            latent_dim=config.latent_dim,
-            hidden_layer_sizes=config.hidden_layer_sizes,
-            n_components=config.n_clusters,
-            likelihood=config.likelihood,
-            pi_update=config.pi_update,
-            generator=generator,
-            device=device,
-            dtype=dtype,
-        )
-
-    def _state_tensors(self, device, dtype):
-        return {k: torch.as_tensor(v, device=device, dtype=dtype)
-                for k, v in self._state.items() if k != "score_eps"}
+        return _build_network(config, self.n_features_in_, generator, device, dtype)
 
     def _network(self):
         """The fitted network in float64 on CPU, for deterministic inference."""
         if getattr(self, "_cached_net", None) is None:
-            device = torch.device("cpu")
-            net = self._build_network(self._config, torch_generator(0, device), device,
-                                      torch.float64)
-            net.load_state_dict(self._state_tensors(device, torch.float64))
-            net.eval()
-            self._cached_net = net
+            self._cached_net = _inference_network(self._state, self._config,
+                                                  self.n_features_in_)
         return self._cached_net
 
-    def _set_scaling(self, X, likelihood, keep):
-        """Per-feature offset and scale: standardisation for Gaussian data."""
-        if keep:
-            return
-        if likelihood == "gaussian":
-            offset = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
-            scale[~(scale > 1e-12 * np.maximum(1.0, np.abs(offset)))] = 1.0
-        else:
-            offset = np.zeros(X.shape[1])
-            scale = np.ones(X.shape[1])
-        self._x_offset, self._x_scale = offset, scale
-
     def _scale(self, X):
-        return (np.asarray(X, dtype=np.float64) - self._x_offset) / self._x_scale
+        return _standardise(X, self._x_offset, self._x_scale)
 
-    def _evaluate(self, X):
-        """Deterministic float64 pass over X, batch by batch."""
-        eps = torch.as_tensor(self._state["score_eps"], dtype=torch.float64)
-        return evaluate(self._network(), X, self._config.likelihood, eps,
-                        _INFERENCE_BATCH, float(np.sum(np.log(self._x_scale))),
-                        preprocess=self._scale)
+    def _evaluate(self, X, state=None, config=None, offset=None, scale=None, net=None,
+                  elbo=True):
+        """Deterministic float64 pass over X, batch by batch (the fitted model's by
+        default, or that of ``state``)."""
+        if state is None:
+            state, config, net = self._state, self._config, self._network()
+            offset, scale = self._x_offset, self._x_scale
+        if net is None:
+            net = _inference_network(state, config, X.shape[1])
+        eps = torch.as_tensor(state["score_eps"], dtype=torch.float64)
+        return evaluate(net, X, config["likelihood"], eps if elbo else None,
+                        _INFERENCE_BATCH, float(np.sum(np.log(scale))),
+                        preprocess=lambda x: _standardise(x, offset, scale))
 
     def _check_fitted_input(self, X):
         check_is_fitted(self, "_state")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        if self._config.likelihood == "bernoulli":
+        X = validate_data(self, X, dtype=[np.float64, np.float32],
+                          accept_sparse=("csr", "csc"), reset=False)
+        X = X.tocsr() if sp.issparse(X) else X
+        if self._config["likelihood"] == "bernoulli":
             resolve_likelihood("bernoulli", X)  # the check and message of fit
         return X
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -466,7 +574,7 @@ class VaDEClustering(
             Rows sum to 1.
         """
         X = self._check_fitted_input(X)
-        return np.exp(self._evaluate(X).log_gamma)
+        return np.exp(self._evaluate(X, elbo=False).log_gamma)
 
     def transform(self, X):
         """Posterior mean mu~(x) of the latent code of each sample.
@@ -480,7 +588,7 @@ class VaDEClustering(
         Z : ndarray of shape (n_samples, latent_dim)
         """
         X = self._check_fitted_input(X)
-        return self._evaluate(X).mu
+        return self._evaluate(X, elbo=False).mu
 
     def score_samples(self, X):
         """Per-sample ELBO (a lower bound on log p(x), in nats, on X's own scale).
@@ -543,7 +651,7 @@ class VaDEClustering(
         net = self._network()
         with torch.no_grad():
             decoded = net.decode(torch.as_tensor(z, dtype=torch.float64))
-            if self._config.likelihood == "bernoulli":
+            if self._config["likelihood"] == "bernoulli":
                 decoded = torch.sigmoid(decoded)
         X = decoded.numpy() * self._x_scale + self._x_offset
         return X, y

@@ -11,9 +11,12 @@ from ._utils import autocast, draw_seed
 
 
 class PretrainResult(NamedTuple):
-    """Per-epoch mean reconstruction loss of the autoencoder."""
+    """Per-epoch mean reconstruction loss of the autoencoder; whether a
+    KeyboardInterrupt ended pretraining; epochs rolled back as non-finite."""
 
     losses: list
+    interrupted: bool = False
+    recoveries: int = 0
 
 
 class MixtureInit(NamedTuple):
@@ -50,7 +53,7 @@ def pretrain_autoencoder(net, X, config, generator, progress):
     (without changing the autoencoder's function), so that the mixture prior starts on
     a scale independent of the data.
     """
-    losses = []
+    result = PretrainResult(losses=[])
     if config.pretrain_epochs > 0:
         params = [p for name, p in net.named_parameters()
                   if not name.startswith(("prior.", "log_var_head.", "raw_log_var_x"))]
@@ -63,23 +66,27 @@ def pretrain_autoencoder(net, X, config, generator, progress):
             optimizer.step()
             return loss.detach()
 
-        losses = run_epochs(X, config, config.pretrain_epochs, step, generator,
-                            progress, "pretraining", optimizer)
+        result = PretrainResult(*run_epochs(X, config, config.pretrain_epochs, step,
+                                            generator, progress, "pretraining",
+                                            optimizer, net))
     mu = encode_means(net, X, config.batch_size)
     net.rescale_latent(1.0 / max(float(mu.std()), 1e-12))
-    return PretrainResult(losses=losses)
+    return result
 
 
 def initialise_mixture(net, X, config, rng):
     """Fit a diagonal GaussianMixture on the latent means and copy it into the prior."""
     mu = encode_means(net, X, config.batch_size).double().cpu().numpy()
-    gmm = GaussianMixture(
-        n_components=config.n_clusters,
-        covariance_type="diag",
-        n_init=config.gmm_n_init,
-        reg_covar=1e-4,
-        random_state=draw_seed(rng),
-    ).fit(mu)
+    if len(mu) < 2:  # one sample, one cluster: GaussianMixture needs two samples
+        gmm = _SinglePointMixture(mu)
+    else:
+        gmm = GaussianMixture(
+            n_components=config.n_clusters,
+            covariance_type="diag",
+            n_init=config.gmm_n_init,
+            reg_covar=1e-4,
+            random_state=draw_seed(rng),
+        ).fit(mu)
     net.prior.set_parameters(gmm.weights_, gmm.means_, gmm.covariances_)
     # q(z|x) starts narrow relative to every component, so that sampled codes do not
     # jump between components before the encoder's variances are learnt.
@@ -88,3 +95,13 @@ def initialise_mixture(net, X, config, rng):
         net.log_var_head.bias.copy_(torch.as_tensor(
             np.log(config.init_posterior_var * gmm.covariances_.min(axis=0))))
     return MixtureInit(gmm.weights_, gmm.means_, gmm.covariances_, gmm.lower_bound_)
+
+
+class _SinglePointMixture:
+    """The mixture of one point: a unit-variance component centred on it."""
+
+    def __init__(self, mu):
+        self.weights_ = np.ones(1)
+        self.means_ = mu.copy()
+        self.covariances_ = np.ones_like(mu)
+        self.lower_bound_ = 0.0

@@ -1,20 +1,27 @@
 """Phase 3 of fit, the joint ELBO loop, and the deterministic evaluation pass."""
 
+import copy
+import math
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from . import _elbo
 from ._utils import autocast, iter_batches
 
 
 class TrainResult(NamedTuple):
-    """What the joint phase did: per-epoch history, epochs run, convergence."""
+    """What the joint phase did: per-epoch history, epochs run, convergence, whether
+    it was interrupted, and how many epochs were rolled back as non-finite."""
 
     history: list
     n_epochs: int
     converged: bool
+    interrupted: bool
+    recoveries: int
 
 
 class Evaluation(NamedTuple):
@@ -30,32 +37,133 @@ def make_optimizer(params, learning_rate):
     return torch.optim.Adam(params, lr=learning_rate, fused=True)
 
 
-def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
-               on_epoch_end=None):
+# Times an epoch may be rolled back (each time with half the learning rate) after
+# its loss or the parameters became non-finite, before fit gives up.
+MAX_RECOVERIES = 10
+# Optimizer steps between snapshots of the model (taken at epoch ends): a copy of
+# the parameters and Adam's moments costs about as much as one step.
+SNAPSHOT_STEPS = 20
+# See _diverged.
+DIVERGENCE_FACTOR = 100.0
+
+
+class EpochsResult(NamedTuple):
+    """What a phase of training did.
+
+    ``losses``: mean loss of each completed epoch. ``interrupted``: a
+    KeyboardInterrupt stopped the phase (the modules hold the state of the last
+    completed epoch). ``recoveries``: epochs rolled back after a non-finite loss.
+    """
+
+    losses: list
+    interrupted: bool
+    recoveries: int
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training kept producing non-finite values although the step was lowered."""
+
+
+def _snapshot(net, optimizer):
+    return ({k: v.detach().clone() for k, v in net.state_dict().items()},
+            copy.deepcopy(optimizer.state_dict()))
+
+
+def _restore(net, optimizer, snapshot):
+    net.load_state_dict(snapshot[0])
+    optimizer.load_state_dict(copy.deepcopy(snapshot[1]))
+
+
+def _diverged(mean_loss, reference, net):
+    """Whether an epoch diverged: a non-finite parameter or loss, or a mean loss
+    ``DIVERGENCE_FACTOR`` times (in units of ``|reference| + 1``) above the loss of
+    the phase's first step. Both phases start from a sensible point (random
+    initialisation, or the pretrained and initialised model), so a loss that far
+    above it means the step is too large (e.g. weights of 1e7 after Adam at lr=100),
+    not slow progress."""
+    if not math.isfinite(mean_loss) or mean_loss > reference + DIVERGENCE_FACTOR * (
+            abs(reference) + 1.0):
+        return True
+    return not all(bool(torch.isfinite(p).all()) for p in net.parameters())
+
+
+def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer, net,
+               on_epoch_end=None, on_rollback=None):
     """Shuffle X once per epoch (from ``generator``) and call ``step`` on each batch.
 
     ``step(x)`` returns the batch loss. The learning rate decays by
     ``config.lr_decay`` per epoch. ``on_epoch_end(epoch, mean_loss)`` may return True
-    to stop early. Returns the list of per-epoch mean losses.
+    to stop early.
+
+    ``net`` and the optimizer are snapshotted at the end of an epoch once at least
+    ``SNAPSHOT_STEPS`` steps have passed since the last snapshot (every epoch on
+    large data). An epoch whose mean loss or resulting parameters are not finite is
+    rolled back to the snapshot and training resumes from there with half the
+    learning rate (at most ``MAX_RECOVERIES`` times, then
+    :class:`TrainingDivergedError`). A KeyboardInterrupt also restores the snapshot
+    and ends the phase. After a rollback ``on_rollback(n_epochs)`` is told how many
+    epochs are kept, so the modules always match the epochs reported.
     """
     n_samples = X.shape[0]
+    steps_per_epoch = math.ceil(n_samples / config.batch_size)
     losses = []
+    recoveries = 0
+    interrupted = False
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     bar = progress(total=n_epochs, desc=phase)
-    for epoch in range(n_epochs):
-        order = torch.randperm(n_samples, generator=generator, device=generator.device)
-        total = torch.zeros((), device=X.device)
-        for batch in iter_batches(n_samples, config.batch_size):
-            idx = order[batch].to(X.device)
-            total += step(X[idx]) * len(idx)
-        scheduler.step()
-        mean_loss = float(total) / n_samples
-        losses.append(mean_loss)
-        bar.update(1, mean_loss)
-        if on_epoch_end is not None and on_epoch_end(epoch, mean_loss):
-            break
-    bar.close()
-    return losses
+    snapshot, snapshot_epoch, steps_since_snapshot = _snapshot(net, optimizer), 0, 0
+    reference = None
+
+    def rollback():
+        _restore(net, optimizer, snapshot)
+        del losses[snapshot_epoch:]
+        if on_rollback is not None:
+            on_rollback(snapshot_epoch)
+
+    try:
+        while len(losses) < n_epochs:
+            epoch = len(losses)
+            order = torch.randperm(n_samples, generator=generator,
+                                   device=generator.device)
+            total = torch.zeros((), device=X.device)
+            for batch in iter_batches(n_samples, config.batch_size):
+                idx = order[batch].to(X.device)
+                loss = step(X[idx])
+                if reference is None:  # the loss at the phase's starting point
+                    reference = float(loss)
+                total += loss * len(idx)
+            mean_loss = float(total) / n_samples
+            if _diverged(mean_loss, reference, net):
+                recoveries += 1
+                if recoveries > MAX_RECOVERIES:
+                    raise TrainingDivergedError(
+                        f"VaDEClustering {phase} diverged: the loss became non-finite "
+                        f"or exploded {recoveries} times (last at epoch {epoch + 1}), "
+                        "although each retry halved the learning rate. Lower "
+                        "learning_rate, or check X for extreme values."
+                    )
+                lowered = [0.5 * group["lr"] for group in optimizer.param_groups]
+                rollback()
+                for group, lr in zip(optimizer.param_groups, lowered):
+                    group["lr"] = lr
+                steps_since_snapshot = 0
+                continue
+            scheduler.step()
+            losses.append(mean_loss)
+            bar.update(1, mean_loss)
+            stop = on_epoch_end is not None and on_epoch_end(epoch, mean_loss)
+            steps_since_snapshot += steps_per_epoch
+            if steps_since_snapshot >= SNAPSHOT_STEPS or stop:
+                snapshot, snapshot_epoch = _snapshot(net, optimizer), len(losses)
+                steps_since_snapshot = 0
+            if stop:
+                break
+    except KeyboardInterrupt:
+        rollback()
+        interrupted = True
+    finally:
+        bar.close()
+    return EpochsResult(losses=losses, interrupted=interrupted, recoveries=recoveries)
 
 
 @torch.no_grad()
@@ -124,11 +232,15 @@ def train_vade(net, X, config, generator, progress, n_epochs):
         state["converged"] = epoch > 0 and changed < config.tol
         return state["converged"]
 
-    indexed = _IndexedRows(X)
-    run_epochs(indexed, config, n_epochs, step, generator, progress, "training",
-               optimizer, on_epoch_end)
+    def on_rollback(n_kept):
+        del history[n_kept:]
+        state["converged"] = False
+
+    result = run_epochs(_IndexedRows(X), config, n_epochs, step, generator, progress,
+                        "training", optimizer, net, on_epoch_end, on_rollback)
     return TrainResult(history=history, n_epochs=len(history),
-                       converged=state["converged"])
+                       converged=state["converged"], interrupted=result.interrupted,
+                       recoveries=result.recoveries)
 
 
 class _IndexedRows:
@@ -148,6 +260,9 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
              preprocess=None):
     """Deterministic pass: gamma = p(c | z = mu~(x)) and the ELBO per sample.
 
+    With ``eps=None`` the decoder is not run and ``elbo`` is None (for predict and
+    transform, which need only the encoder).
+
     The reconstruction term averages ``log p(x|z)`` over the fixed draws
     ``z = mu~ + sigma~ * eps[l]``, shared by all rows, so the result of a row does not
     depend on the other rows. ``log_det_scale`` is subtracted from every ELBO to put it
@@ -166,15 +281,79 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
         x = X[batch] if preprocess is None else preprocess(X[batch])
         x = torch.as_tensor(x, dtype=dtype, device=mu_c.device)
         mu, log_var = net.encode(x)
+        log_gamma = _elbo.log_responsibilities(mu, log_pi, mu_c, log_var_c)
+        if eps is None:
+            outputs.append((mu, log_var, log_gamma))
+            continue
         recon = torch.stack([
             _elbo.reconstruction_log_likelihood(
                 x, net.decode(net.reparameterize(mu, log_var, e)), likelihood,
                 net.log_var_x)
             for e in eps
         ]).mean(0)
-        log_gamma = _elbo.log_responsibilities(mu, log_pi, mu_c, log_var_c)
         terms = _elbo.elbo_terms(recon, mu, log_var, log_gamma, log_pi, mu_c, log_var_c)
         outputs.append((mu, log_var, log_gamma, terms.total - log_det_scale))
     net.train()
-    mu, log_var, log_gamma, elbo = (torch.cat(t).cpu().numpy() for t in zip(*outputs))
+    columns = [torch.cat(t).cpu().numpy() for t in zip(*outputs)]
+    if eps is None:
+        columns.append(None)
+    mu, log_var, log_gamma, elbo = columns
     return Evaluation(mu=mu, log_var=log_var, log_gamma=log_gamma, elbo=elbo)
+
+
+def feature_scaling(X, likelihood):
+    """Per-feature offset and scale: standardisation for Gaussian data, else none.
+
+    Features with no spread (constant up to rounding) keep scale 1. X may be dense or
+    a scipy.sparse matrix; neither is copied.
+    """
+    n_features = X.shape[1]
+    if likelihood != "gaussian":
+        return np.zeros(n_features), np.ones(n_features)
+    if sp.issparse(X):
+        offset, variance = mean_variance_axis(X, axis=0)
+        offset = offset.astype(np.float64)
+        scale = np.sqrt(variance.astype(np.float64))
+    else:
+        offset = X.mean(axis=0, dtype=np.float64)
+        scale = X.std(axis=0, dtype=np.float64)
+    constant = ~(scale > 1e-12 * np.abs(offset)) | ~(scale > np.finfo(np.float64).tiny)
+    scale[constant] = 1.0
+    return offset, scale
+
+
+def training_rows(X, offset, scale, device):
+    """The training data as rows of standardised float32 tensors on ``device``.
+
+    Dense X is copied once into a tensor; sparse X stays sparse and each batch of
+    rows is densified when it is drawn.
+    """
+    if sp.issparse(X):
+        return _SparseRows(X, offset, scale, device)
+    as_float32 = dict(dtype=torch.float32, device=device)
+    X_train = torch.tensor(X, **as_float32)
+    X_train.sub_(torch.as_tensor(offset, **as_float32))
+    X_train.div_(torch.as_tensor(scale, **as_float32))
+    return X_train
+
+
+class _SparseRows:
+    """Rows of a CSR matrix, densified and standardised batch by batch."""
+
+    def __init__(self, X, offset, scale, device):
+        self.X = X.tocsr()
+        self.shape = X.shape
+        self.device = torch.device(device)
+        as_float32 = dict(dtype=torch.float32, device=self.device)
+        self.offset = torch.as_tensor(offset, **as_float32)
+        self.scale = torch.as_tensor(scale, **as_float32)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if isinstance(rows, torch.Tensor):
+            rows = rows.cpu().numpy()
+        x = torch.as_tensor(self.X[rows].toarray(), dtype=torch.float32,
+                            device=self.device)
+        return (x - self.offset) / self.scale

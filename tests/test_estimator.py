@@ -135,14 +135,14 @@ def test_gaussian_likelihood_on_large_scale_blobs():
     X, y = make_blobs(n_samples=300, centers=3, cluster_std=0.5, random_state=3)
     X = X * 1e4
     est = VaDEClustering(n_clusters=3, **SMALL).fit(X)
-    assert est._config.likelihood == "gaussian"
+    assert est.likelihood_ == "gaussian"
     assert np.isfinite(est.lower_bound_)
     assert adjusted_rand_score(y, est.labels_) > 0.9
 
 
 def test_auto_likelihood_is_bernoulli_on_unit_data(fitted):
     """Data in [0, 1] gets the Bernoulli likelihood under "auto"."""
-    assert fitted._config.likelihood == "bernoulli"
+    assert fitted.likelihood_ == "bernoulli"
 
 
 @pytest.mark.parametrize("pi_update", ["em", "renormalize", "softmax",
@@ -340,7 +340,8 @@ def test_bfloat16_training_path(small_digits, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X)
-    assert est._config.compute_dtype == torch.bfloat16
+    config = _validation.check_params_vs_input(est, X, torch.device("cpu"))
+    assert config.compute_dtype == torch.bfloat16
     assert np.isfinite(est.lower_bound_)
     assert np.isfinite(est.predict_proba(X)).all()
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -108,12 +107,6 @@ def test_empty_input():
     """An empty array is refused."""
     with pytest.raises(ValueError, match="0 sample"):
         VaDEClustering(n_clusters=2, **FAST).fit(np.empty((0, 3)))
-
-
-def test_sparse_input_is_refused_by_name(X):
-    """Sparse input is refused for now, with a message that says 'sparse'."""
-    with pytest.raises(TypeError, match="[Ss]parse"):
-        VaDEClustering(n_clusters=2, **FAST).fit(sp.csr_matrix(X))
 
 
 def test_wrong_number_of_features_at_predict(X):
