@@ -38,7 +38,7 @@ from ._validation import (
 # Fixed draws of eps per row for the deterministic ELBO estimate (an antithetic pair).
 _N_SCORE_DRAWS = 2
 # Rows per batch for inference passes (predict, transform, score).
-_INFERENCE_BATCH = 4096
+_INFERENCE_BATCH = 1024
 
 
 class _Run(NamedTuple):

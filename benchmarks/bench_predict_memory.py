@@ -1,0 +1,132 @@
+"""Memory of inference on a million rows: predict_proba, transform and score_samples
+process X batch by batch, so their peak memory is the input plus a small constant.
+
+A ``VaDEClustering`` with the default network (784-500-500-2000-10) is fitted briefly
+on 2,000 rows (quality is irrelevant here), then a float32 array of
+``--rows`` x 784 (default 1,000,000, 3.1 GB) is filled with copies of those rows
+in place (no temporary copies). For each inference method the script resets the
+process's resident-memory high-water mark (``/proc/self/clear_refs``), calls the
+method, and records the peak resident memory above the resident memory just before
+the call, with the output's own size and the wall-clock seconds. Linux only.
+
+Results go to ``benchmarks/results/predict_memory.{json,md}``.
+
+Usage::
+
+    python benchmarks/bench_predict_memory.py                # 1,000,000 rows
+    python benchmarks/bench_predict_memory.py --rows 200000 --methods predict_proba
+"""
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import (
+    RESULTS_DIR,
+    environment,
+    environment_line,
+    markdown_table,
+    write_atomic,
+    write_json_atomic,
+)
+
+from sklearn_vade import VaDEClustering
+from sklearn_vade.datasets import load_mnist
+
+N_FEATURES = 784
+MiB = 2**20
+
+
+def _status_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_peak():
+    """Reset the resident-memory high-water mark (VmHWM) to the current RSS."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def rss_mib():
+    return _status_kib("VmRSS") / 1024
+
+
+def peak_mib():
+    return _status_kib("VmHWM") / 1024
+
+
+def training_rows(data, n_rows, seed):
+    """``n_rows`` x 784 float32 rows in [0, 1]: MNIST when available, else random."""
+    rng = np.random.RandomState(seed)
+    try:
+        X, _ = load_mnist(path=data, download_if_missing=False, return_X_y=True)
+        return (X[rng.permutation(len(X))[:n_rows]] / 255.0).astype(np.float32), "MNIST"
+    except (OSError, ValueError):
+        return rng.rand(n_rows, N_FEATURES).astype(np.float32), "uniform random"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--methods", nargs="+",
+                        default=["predict_proba", "transform", "score_samples"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", default=None,
+                        help="MNIST .npz (default: ../shared/data/mnist.npz if present)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = args.data
+    default_data = Path(__file__).resolve().parent.parent.parent / "shared/data/mnist.npz"
+    if data is None and default_data.exists():
+        data = str(default_data)
+
+    train, source = training_rows(data, 2000, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = VaDEClustering(n_clusters=10, pretrain_epochs=2, max_epochs=1,
+                               random_state=0, device="cpu").fit(train)
+
+    X = np.empty((args.rows, N_FEATURES), dtype=np.float32)
+    for start in range(0, args.rows, len(train)):
+        stop = min(start + len(train), args.rows)
+        X[start:stop] = train[: stop - start]
+
+    env = environment(args.threads, rows=args.rows, data=source)
+    print(environment_line(env))
+    records = []
+    for method in args.methods:
+        before = rss_mib()
+        reset_peak()
+        start = time.perf_counter()
+        out = getattr(model, method)(X)
+        seconds = time.perf_counter() - start
+        peak = peak_mib()
+        record = {"method": method, "rows": args.rows,
+                  "input_mib": X.nbytes / MiB, "output_mib": out.nbytes / MiB,
+                  "rss_before_mib": before, "peak_above_before_mib": peak - before,
+                  "overhead_beyond_output_mib": peak - before - out.nbytes / MiB,
+                  "seconds": seconds}
+        records.append(record)
+        print(f"{method:>14}: peak {peak - before:7.1f} MiB above the "
+              f"{before:7.1f} MiB before (input {X.nbytes / MiB:.0f} MiB, output "
+              f"{out.nbytes / MiB:.1f} MiB), {seconds:.1f} s", flush=True)
+        del out
+    write_json_atomic(RESULTS_DIR / "predict_memory.json",
+                      {"environment": env, "records": records})
+    columns = [("method", "method", None), ("rows", "rows", "{:d}"),
+               ("input MiB", "input_mib", "{:.0f}"),
+               ("output MiB", "output_mib", "{:.1f}"),
+               ("RSS before MiB", "rss_before_mib", "{:.0f}"),
+               ("peak above before MiB", "peak_above_before_mib", "{:.1f}"),
+               ("seconds", "seconds", "{:.1f}")]
+    lines = [environment_line(env), "", *markdown_table(records, columns)]
+    write_atomic(RESULTS_DIR / "predict_memory.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
