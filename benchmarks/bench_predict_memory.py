@@ -77,11 +77,12 @@ def main(argv=None):
                         default=["predict_proba", "transform", "score_samples"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=None,
-                        help="MNIST .npz (default: ../shared/data/mnist.npz if present)")
+                        help="MNIST .npz (default: ../shared/data/mnist.npz)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = args.data
-    default_data = Path(__file__).resolve().parent.parent.parent / "shared/data/mnist.npz"
+    repo = Path(__file__).resolve().parent.parent
+    default_data = repo.parent / "shared" / "data" / "mnist.npz"
     if data is None and default_data.exists():
         data = str(default_data)
 
