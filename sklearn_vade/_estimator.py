@@ -17,7 +17,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._network import PI_UPDATES, VaDENetwork
 from ._pretrain import initialise_mixture, pretrain_autoencoder
@@ -25,6 +25,7 @@ from ._progress import progress_factory
 from ._training import evaluate, feature_scaling, train_vade, training_rows
 from ._utils import (
     draw_seed,
+    iter_batches,
     local_random_state,
     resolve_device,
     torch_generator,
@@ -468,7 +469,7 @@ class VaDEClustering(
                 "epochs. Call fit again to train fully, or set warm_start=True to "
                 "continue the joint training.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         elif not run.converged and config.max_epochs > 0:
             warnings.warn(
@@ -476,7 +477,7 @@ class VaDEClustering(
                 f"samples still changed cluster after max_epochs={config.max_epochs} "
                 "epochs. Increase max_epochs, or raise tol.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         if run.recoveries:
             warnings.warn(
@@ -485,7 +486,7 @@ class VaDEClustering(
                 "continued with half the learning rate. A lower learning_rate may "
                 "train faster.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         counts = np.bincount(self.labels_, minlength=config.n_clusters)
         empty = np.flatnonzero(counts == 0)
@@ -497,7 +498,7 @@ class VaDEClustering(
                 "fewer clusters. Try a smaller n_clusters, or compare several with "
                 "score (the ELBO).",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
 
     # ---------------------------------------------------------------- internals
@@ -590,6 +591,40 @@ class VaDEClustering(
         X = self._check_fitted_input(X)
         return self._evaluate(X, elbo=False).mu
 
+    def inverse_transform(self, X):
+        """Decode latent codes back to data space: the mean of ``p(x|z)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, latent_dim)
+            Latent codes z, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            Decoded means on the original data scale (pixel probabilities for the
+            Bernoulli likelihood).
+        """
+        check_is_fitted(self, "_state")
+        Z = check_array(X, dtype=np.float64)
+        if Z.shape[1] != self.means_.shape[1]:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but inverse_transform expects latent "
+                f"codes of latent_dim={self.means_.shape[1]} features."
+            )
+        return self._decode(Z)
+
+    def _decode(self, Z):
+        net = self._network()
+        outputs = []
+        with torch.no_grad():
+            for batch in iter_batches(len(Z), _INFERENCE_BATCH):
+                decoded = net.decode(torch.as_tensor(Z[batch], dtype=torch.float64))
+                if self._config["likelihood"] == "bernoulli":
+                    decoded = torch.sigmoid(decoded)
+                outputs.append(decoded.numpy())
+        return np.concatenate(outputs) * self._x_scale + self._x_offset
+
     def score_samples(self, X):
         """Per-sample ELBO (a lower bound on log p(x), in nats, on X's own scale).
 
@@ -648,10 +683,5 @@ class VaDEClustering(
         y = np.repeat(np.arange(self.n_clusters), counts)
         z = self.means_[y] + np.sqrt(self.covariances_[y]) * rng.standard_normal(
             (n_samples, self.means_.shape[1]))
-        net = self._network()
-        with torch.no_grad():
-            decoded = net.decode(torch.as_tensor(z, dtype=torch.float64))
-            if self._config["likelihood"] == "bernoulli":
-                decoded = torch.sigmoid(decoded)
-        X = decoded.numpy() * self._x_scale + self._x_offset
+        X = self._decode(z)
         return X, y

@@ -1,0 +1,222 @@
+"""The command line, driven as a subprocess on real files."""
+
+import pickle
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_vade import VaDEClustering, _cli
+
+# A small network and a short schedule: these tests are about the command line.
+FAST = ["--hidden-layer-sizes", "32,32", "--latent-dim", "4", "--pretrain-epochs", "5",
+        "--max-epochs", "5", "--random-state", "0"]
+
+
+def run_cli(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "sklearn_vade", *map(str, args)],
+                            capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def assert_one_line_error(result, match):
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("sklearn-vade: error: ")
+    assert match in lines[0], lines[0]
+
+
+def read_labels(path):
+    lines = path.read_text().splitlines()
+    assert lines[0] == "cluster"
+    return np.array([int(v) for v in lines[1:]])
+
+
+@pytest.fixture(scope="module")
+def digits_csv(small_digits, tmp_path_factory):
+    """The first 300 digits as a CSV with a header row."""
+    X = small_digits[0]
+    path = tmp_path_factory.mktemp("data") / "digits.csv"
+    header = ",".join(f"pixel{i}" for i in range(X.shape[1]))
+    np.savetxt(path, X, delimiter=",", header=header, comments="", fmt="%.6g")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted_files(digits_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fit")
+    result = run_cli("fit", digits_csv, "--n-clusters", 5, "--output",
+                     out / "labels.csv", "--proba", out / "proba.csv", "--save-model",
+                     out / "model.pkl", *FAST)
+    return out, result
+
+
+def test_fit_writes_one_label_per_row(fitted_files, small_digits):
+    out, result = fitted_files
+    labels = read_labels(out / "labels.csv")
+    assert labels.shape == (len(small_digits[0]),)
+    assert labels.min() >= 0 and labels.max() < 5
+    proba = np.loadtxt(out / "proba.csv", delimiter=",", skiprows=1)
+    assert proba.shape == (len(labels), 5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-8)
+    np.testing.assert_array_equal(proba.argmax(axis=1), labels)
+    assert "fitted 300 rows x 64 features into 5 clusters" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_fit_equals_the_estimator(fitted_files, small_digits):
+    """The command line fits what VaDEClustering with the same parameters fits."""
+    out, _ = fitted_files
+    with open(out / "model.pkl", "rb") as f:
+        model = pickle.load(f)
+    assert model.get_params()["hidden_layer_sizes"] == (32, 32)
+    est = VaDEClustering(n_clusters=5, hidden_layer_sizes=(32, 32), latent_dim=4,
+                         pretrain_epochs=5, max_epochs=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(small_digits[0])  # multiples of 1/16: exact in the CSV
+    np.testing.assert_array_equal(read_labels(out / "labels.csv"), est.labels_)
+
+
+def test_predict_with_saved_pickle_gives_the_fit_labels(fitted_files, digits_csv,
+                                                        tmp_path):
+    out, _ = fitted_files
+    run_cli("predict", out / "model.pkl", digits_csv, "--output",
+            tmp_path / "again.csv", "--proba", tmp_path / "proba.csv")
+    np.testing.assert_array_equal(read_labels(tmp_path / "again.csv"),
+                                  read_labels(out / "labels.csv"))
+
+
+def test_skops_model_round_trip(digits_csv, tmp_path):
+    pytest.importorskip("skops")
+    run_cli("fit", digits_csv, "-k", 3, "-o", tmp_path / "labels.csv", "--save-model",
+            tmp_path / "model.skops", *FAST)
+    run_cli("predict", tmp_path / "model.skops", digits_csv, "-o",
+            tmp_path / "again.csv")
+    np.testing.assert_array_equal(read_labels(tmp_path / "again.csv"),
+                                  read_labels(tmp_path / "labels.csv"))
+
+
+@pytest.mark.parametrize("fmt", ["csv_no_header", "npy", "npz", "npz_single_key",
+                                 "tsv"])
+def test_other_input_formats(fmt, small_digits, tmp_path):
+    X = small_digits[0][:120]
+    extra = []
+    if fmt == "csv_no_header":
+        path = tmp_path / "x.csv"
+        np.savetxt(path, X, delimiter=",")
+    elif fmt == "tsv":
+        path = tmp_path / "x.tsv"
+        np.savetxt(path, X, delimiter="\t")
+        extra = ["--delimiter", "\t"]
+    elif fmt == "npy":
+        path = tmp_path / "x.npy"
+        np.save(path, X)
+    elif fmt == "npz":
+        path = tmp_path / "x.npz"
+        np.savez(path, X=X, y=small_digits[1][:120])
+    else:
+        path = tmp_path / "x.npz"
+        np.savez(path, pixels=X)
+    run_cli("fit", path, "-k", 3, "-o", tmp_path / "labels.csv", *FAST, *extra)
+    assert read_labels(tmp_path / "labels.csv").shape == (120,)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("content, match", [
+    ("a,b\n1,2\n3,oops\n5,6\n", "line 3, column 2: 'oops' is not a number"),
+    ("1,2,3\n4,5\n6,7,8\n", "line 2 has 2 fields, expected 3"),
+    ("a,b\n1,2\n3,nan\n5,6\n", "non-finite value (nan) at data row 2, column 2"),
+    ("1,2\n3,\n5,6\n", "line 2, column 2: '' is not a number"),
+    ("", "is empty"),
+])
+def test_bad_csv_gives_one_line_error(content, match, tmp_path):
+    path = _write(tmp_path / "bad.csv", content)
+    result = run_cli("fit", path, "-k", 2, "-o", tmp_path / "l.csv", *FAST,
+                     check=False)
+    assert_one_line_error(result, match)
+    assert not (tmp_path / "l.csv").exists()
+
+
+def test_missing_and_unreadable_files(tmp_path, small_digits):
+    result = run_cli("fit", tmp_path / "nope.csv", "-k", 2, "-o", tmp_path / "l.csv",
+                     check=False)
+    assert_one_line_error(result, "does not exist")
+    np.savez(tmp_path / "two.npz", a=np.ones((5, 2)), b=np.ones((5, 2)))
+    result = run_cli("fit", tmp_path / "two.npz", "-k", 2, "-o", tmp_path / "l.csv",
+                     check=False)
+    assert_one_line_error(result, "choose one with --npz-key")
+    _write(tmp_path / "junk.npy", "not numpy")
+    result = run_cli("fit", tmp_path / "junk.npy", "-k", 2, "-o", tmp_path / "l.csv",
+                     check=False)
+    assert_one_line_error(result, "cannot read")
+    result = run_cli("predict", tmp_path / "junk.npy", tmp_path / "junk.npy", "-o",
+                     tmp_path / "l.csv", check=False)
+    assert_one_line_error(result, "cannot read model")
+
+
+def test_estimator_errors_are_one_line(tmp_path):
+    path = tmp_path / "few.csv"
+    np.savetxt(path, np.random.RandomState(0).rand(3, 2), delimiter=",")
+    result = run_cli("fit", path, "-k", 5, "-o", tmp_path / "l.csv", check=False)
+    assert_one_line_error(result, "n_samples=3 should be >= n_clusters=5")
+    result = run_cli("fit", path, "-k", 2, "--learning-rate", "-1", "-o",
+                     tmp_path / "l.csv", check=False)
+    assert_one_line_error(result, "learning_rate")
+
+
+def test_predict_with_wrong_number_of_features(fitted_files, tmp_path):
+    out, _ = fitted_files
+    path = tmp_path / "narrow.csv"
+    np.savetxt(path, np.random.RandomState(0).rand(4, 3), delimiter=",")
+    result = run_cli("predict", out / "model.pkl", path, "-o", tmp_path / "l.csv",
+                     check=False)
+    assert_one_line_error(result, "has 3 features but the model was fitted on 64")
+
+
+def test_help_documents_every_estimator_parameter():
+    help_text = run_cli("fit", "--help").stdout
+    for name in VaDEClustering().get_params():
+        if name in ("verbose", "warm_start"):  # --verbose has its own default;
+            continue  # a command-line fit always starts from scratch
+        assert "--" + name.replace("_", "-") in help_text, name
+    for option in ("--output", "--proba", "--save-model", "--verbose", "--delimiter"):
+        assert option in help_text
+    assert "--output" in run_cli("predict", "--help").stdout
+    assert "--figure" in run_cli("demo", "--help").stdout
+    assert all(cmd in run_cli("--help").stdout for cmd in ("fit", "predict", "demo"))
+
+
+def test_console_script_is_installed():
+    script = shutil.which("sklearn-vade")
+    if script is None:
+        pytest.skip("the package is not installed with its console script")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "fit" in result.stdout
+
+
+def test_read_data_detects_header(tmp_path):
+    path = _write(tmp_path / "h.csv", "x,y\n1,2\n3,4\n")
+    np.testing.assert_array_equal(_cli.read_data(path), [[1, 2], [3, 4]])
+    path = _write(tmp_path / "n.csv", "1e-3,2\n-3,4.5\n")
+    np.testing.assert_array_equal(_cli.read_data(path), [[1e-3, 2], [-3, 4.5]])
+
+
+@pytest.mark.slow
+def test_demo_prints_scores_and_draws_samples(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = run_cli("demo", "--figure", tmp_path / "samples.png")
+    assert "VaDE" in result.stdout and "KMeans" in result.stdout
+    assert (tmp_path / "samples.png").stat().st_size > 10_000
