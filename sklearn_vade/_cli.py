@@ -235,7 +235,9 @@ def cmd_fit(args):
         hidden_layer_sizes=args.hidden_layer_sizes, likelihood=args.likelihood,
         pi_update=args.pi_update, pretrain_epochs=args.pretrain_epochs,
         max_epochs=args.max_epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, n_init=args.n_init, tol=args.tol,
+        learning_rate=args.learning_rate,
+        reconstruction_weight=args.reconstruction_weight, n_init=args.n_init,
+        tol=args.tol,
         device=args.device, random_state=args.random_state,
         verbose=_verbosity(args))
     start = time.perf_counter()
@@ -380,6 +382,10 @@ def build_parser():
                      help="minibatch size (default: %(default)s)")
     fit.add_argument("--learning-rate", type=float, default=defaults["learning_rate"],
                      help="Adam step size of the joint phase (default: %(default)s)")
+    fit.add_argument("--reconstruction-weight", type=float,
+                     default=defaults["reconstruction_weight"],
+                     help="weight of the reconstruction term in training "
+                     "(default: %(default)s)")
     fit.add_argument("--n-init", type=int, default=defaults["n_init"],
                      help="complete fits from different seeds; the best ELBO is kept "
                      "(default: %(default)s)")

@@ -57,6 +57,25 @@ class _Run(NamedTuple):
     recoveries: int
 
 
+class _Prepared(NamedTuple):
+    """Validated data and the resolved configuration of one call to fit."""
+
+    X: object  # ndarray or CSR matrix
+    config: object  # FitConfig
+    device: torch.device
+    offset: np.ndarray
+    scale: np.ndarray
+    X_train: object  # rows as standardised float32 tensors
+
+
+class _Pretrained(NamedTuple):
+    """Weights of a pretrained autoencoder (no prior), its losses and seconds."""
+
+    weights: dict
+    losses: list
+    seconds: float
+
+
 class _Clock:
     """Wall-clock seconds of successive phases."""
 
@@ -171,8 +190,16 @@ class VaDEClustering(
     batch_size : int, default=256
         Minibatch size of both training phases (capped at the number of samples).
 
-    learning_rate : float, default=1e-3
-        Adam's step size in both phases; it decays by 1% per epoch.
+    learning_rate : float, default=1e-4
+        Adam's step size in the joint phase; pretraining uses ten times this value.
+        Both decay by 1% per epoch.
+
+    reconstruction_weight : float, default=1.0
+        Weight of the reconstruction term ``E_q[log p(x|z)]`` in the training
+        objective (the other four ELBO terms keep weight 1). Values above 1 make
+        the codes follow the data more closely than the mixture prior; the original
+        VaDE code used 5 for the HHAR sensor data. ``score``, ``lower_bound_`` and the
+        ``elbo`` of ``history_`` always report the unweighted ELBO.
 
     n_init : int, default=1
         Number of complete fits from different seeds; the one with the highest final
@@ -228,8 +255,14 @@ class VaDEClustering(
         Number of joint-training epochs run.
 
     history_ : list of dict
-        Per training epoch: ``elbo``, ``label_change`` (fraction of samples that
-        changed cluster), ``min_weight`` (smallest pi).
+        One record per training epoch, for diagnostics: ``elbo`` (mean over the
+        epoch's minibatches, at sampled z) and its five terms ``reconstruction``,
+        ``log_prior_z``, ``log_prior_c``, ``entropy_z`` and ``entropy_c`` (the mean
+        entropy of the cluster posterior gamma, in nats: near 0 when every sample
+        belongs clearly to one cluster), ``objective`` (what was maximised: the ELBO
+        with the reconstruction weighted), ``label_change`` (fraction of samples
+        that changed cluster), ``min_weight`` (smallest pi), ``occupancy`` (samples
+        per component, by argmax gamma) and ``n_empty`` (components with none).
 
     pretrain_losses_ : list of float
         Mean reconstruction loss of each pretraining epoch.
@@ -280,6 +313,7 @@ class VaDEClustering(
                        StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "reconstruction_weight": [Interval(Real, 0, None, closed="neither")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
@@ -300,6 +334,7 @@ class VaDEClustering(
         max_epochs="auto",
         batch_size=256,
         learning_rate=1e-4,
+        reconstruction_weight=1.0,
         n_init=1,
         tol=1e-3,
         device="auto",
@@ -316,6 +351,7 @@ class VaDEClustering(
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.reconstruction_weight = reconstruction_weight
         self.n_init = n_init
         self.tol = tol
         self.device = device
@@ -348,9 +384,12 @@ class VaDEClustering(
         self : object
             The fitted estimator.
         """
+        return self._fit_keeping_state_on_error(X)
+
+    def _fit_keeping_state_on_error(self, X, pretrained=None):
         before = dict(self.__dict__)
         try:
-            return self._fit(X)
+            return self._fit(X, pretrained)
         except BaseException:
             # Leave the estimator exactly as it was (validate_data has already set
             # n_features_in_): no half-fitted state after an error or an interrupt.
@@ -358,52 +397,95 @@ class VaDEClustering(
             self.__dict__.update(before)
             raise
 
-    def _fit(self, X):
-        continuing = self.warm_start and hasattr(self, "_state")
+    def _prepare(self, X, continuing):
+        """Validate X and the parameters; resolve the fit's configuration."""
         X = validate_data(self, X, dtype=[np.float64, np.float32],
                           accept_sparse=("csr", "csc"), reset=not continuing)
         X = X.tocsr() if sp.issparse(X) else X
         check_hidden_layer_sizes(self.hidden_layer_sizes)
         device = resolve_device(self.device)
         config = check_params_vs_input(self, X, device)
-        rng = local_random_state(self.random_state)
         if continuing:
             offset, scale = self._x_offset, self._x_scale
         else:
             offset, scale = feature_scaling(X, config.likelihood)
-        X_train = training_rows(X, offset, scale, device)
+        return _Prepared(X, config, device, offset, scale,
+                         training_rows(X, offset, scale, device))
 
+    def _fit(self, X, pretrained=None):
+        continuing = self.warm_start and hasattr(self, "_state")
+        prep = self._prepare(X, continuing)
+        rng = local_random_state(self.random_state)
         n_runs = 1 if continuing else self.n_init
         best = None
         for _ in range(n_runs):
-            run = self._fit_single(X, X_train, config, rng, device, offset, scale)
+            run = self._fit_single(prep, rng, continuing, pretrained)
             if best is None or run.lower_bound > best.lower_bound:
                 best = run
             if run.interrupted:
                 break
-        self._set_fitted_state(best, X, config, offset, scale)
-        self._warn_about_fit(best, config)
+        self._set_fitted_state(best, prep.X, prep.config, prep.offset, prep.scale)
+        self._warn_about_fit(best, prep.config)
         return self
 
-    def _fit_single(self, X, X_train, config, rng, device, offset, scale):
-        """One complete fit from one seed: pretrain, initialise, train, evaluate.
+    def _pretrain_only(self, X):
+        """Validate, then pretrain the autoencoder alone (for select_n_clusters).
+
+        Returns a :class:`_Pretrained` whose weights any fit of the same data and
+        network (whatever ``n_clusters``) can start from; the estimator itself is
+        not modified.
+        """
+        self._validate_params()
+        before = dict(self.__dict__)
+        try:
+            prep = self._prepare(X, continuing=False)
+        finally:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+        rng = local_random_state(self.random_state)
+        generator = torch_generator(draw_seed(rng), prep.device)
+        net = self._build_network_for(prep, generator)
+        start = time.perf_counter()
+        result = pretrain_autoencoder(net, prep.X_train, prep.config, generator,
+                                      progress_factory(self.verbose))
+        if result.interrupted:
+            raise KeyboardInterrupt
+        weights = {k: v.detach().cpu().numpy().copy()
+                   for k, v in net.state_dict().items() if not k.startswith("prior.")}
+        return _Pretrained(weights=weights, losses=result.losses,
+                           seconds=time.perf_counter() - start)
+
+    def _build_network_for(self, prep, generator):
+        return _build_network(_inference_config(prep.config), prep.X.shape[1],
+                              generator, prep.device, torch.float32)
+
+    def _fit_single(self, prep, rng, continuing, pretrained=None):
+        """One complete fit from one seed: pretrain (unless ``pretrained`` weights
+        are given), initialise, train, evaluate.
 
         Returns a :class:`_Run`; the estimator itself is not modified.
         """
+        X, X_train, config, device = prep.X, prep.X_train, prep.config, prep.device
+        offset, scale = prep.offset, prep.scale
         generator = torch_generator(draw_seed(rng), device)
         progress = progress_factory(self.verbose)
         clock = _Clock()
-        net = self._build_network(_inference_config(config), generator, device,
-                                  torch.float32)
+        net = self._build_network_for(prep, generator)
         interrupted, recoveries, max_epochs = None, 0, config.max_epochs
-        if self.warm_start and hasattr(self, "_state"):
+        if continuing:
             net.load_state_dict(_state_tensors(self._state, device, torch.float32))
             pretrain_losses = []
         else:
-            pretrain = pretrain_autoencoder(net, X_train, config, generator, progress)
-            pretrain_losses, recoveries = pretrain.losses, pretrain.recoveries
-            if pretrain.interrupted:
-                interrupted, max_epochs = "pretraining", 0
+            if pretrained is None:
+                pretrain = pretrain_autoencoder(net, X_train, config, generator,
+                                                progress)
+                pretrain_losses, recoveries = pretrain.losses, pretrain.recoveries
+                if pretrain.interrupted:
+                    interrupted, max_epochs = "pretraining", 0
+            else:
+                net.load_state_dict(_state_tensors(pretrained.weights, device,
+                                                   torch.float32), strict=False)
+                pretrain_losses = list(pretrained.losses)
             clock.lap("pretraining")
             initialise_mixture(net, X_train, config, rng)
             clock.lap("initialisation")
@@ -502,9 +584,6 @@ class VaDEClustering(
             )
 
     # ---------------------------------------------------------------- internals
-    def _build_network(self, config, generator, device, dtype):
-        return _build_network(config, self.n_features_in_, generator, device, dtype)
-
     def _network(self):
         """The fitted network in float64 on CPU, for deterministic inference."""
         if getattr(self, "_cached_net", None) is None:

@@ -175,12 +175,15 @@ def encode_means(net, X, batch_size):
     return out
 
 
-def negative_elbo(net, x, eps, likelihood, compute_dtype=None):
+def negative_elbo(net, x, eps, likelihood, compute_dtype=None,
+                  reconstruction_weight=1.0):
     """Minibatch loss: minus the mean ELBO, with gamma = p(c|z) at the sampled z.
 
-    The networks run under autocast to ``compute_dtype`` (None: x's dtype); the ELBO
-    is computed in x's dtype. Also returns gamma (for the "em" update of pi) and the
-    labels at the posterior mean (for the convergence test).
+    With ``reconstruction_weight`` w != 1 the loss is minus the mean of
+    ``w * E[log p(x|z)] + (the other four terms)``. The networks run under autocast to
+    ``compute_dtype`` (None: x's dtype); the ELBO is computed in x's dtype. Also
+    returns gamma (for the "em" update of pi), the labels at the posterior mean (for
+    the convergence test) and the batch means of the five (unweighted) terms.
     """
     prior = net.prior
     with autocast(x.device, compute_dtype):
@@ -190,22 +193,35 @@ def negative_elbo(net, x, eps, likelihood, compute_dtype=None):
     log_gamma = _elbo.log_responsibilities(z, log_pi, mu_c, log_var_c)
     recon = _elbo.reconstruction_log_likelihood(x, decoded, likelihood, net.log_var_x)
     terms = _elbo.elbo_terms(recon, mu, log_var, log_gamma, log_pi, mu_c, log_var_c)
+    objective = terms.total
+    if reconstruction_weight != 1.0:
+        objective = objective + (reconstruction_weight - 1.0) * terms.reconstruction
     with torch.no_grad():
         labels = _elbo.log_responsibilities(mu, log_pi, mu_c, log_var_c).argmax(1)
-    return -terms.total.mean(), torch.exp(log_gamma.detach()), labels
+        term_means = torch.stack([t.mean() for t in terms])
+    return -objective.mean(), torch.exp(log_gamma.detach()), labels, term_means
+
+
+# Names of the ELBO's five terms, in the order of _elbo.ELBOTerms, as in history_.
+TERM_NAMES = ("reconstruction", "log_prior_z", "log_prior_c", "entropy_z", "entropy_c")
 
 
 def train_vade(net, X, config, generator, progress, n_epochs):
     """Maximise the ELBO jointly over encoder, decoder and prior with Adam.
 
     Converged when, after an epoch, fewer than ``config.tol`` of the samples changed
-    cluster (argmax gamma at the posterior mean) since the previous epoch.
+    cluster (argmax gamma at the posterior mean) since the previous epoch. Each epoch
+    adds a record to the history: the mean ELBO and each of its five terms (over the
+    epoch's minibatches, at sampled z), the fraction of samples that changed cluster,
+    the smallest weight, and the occupancy of each component.
     """
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, config.learning_rate)
     n_samples = X.shape[0]
+    n_components = net.prior.mu_c.shape[0]
     labels = torch.full((n_samples,), -1, dtype=torch.long, device=X.device)
     previous = labels.clone()
+    term_sums = torch.zeros(len(TERM_NAMES), device=X.device)
     latent_dim = net.mu_head.out_features
     history = []
     state = {"converged": False}
@@ -214,26 +230,37 @@ def train_vade(net, X, config, generator, progress, n_epochs):
         x, idx = x_and_idx
         eps = torch.randn(len(x), latent_dim, generator=generator,
                           device=generator.device).to(x.device, x.dtype)
-        loss, gamma, batch_labels = negative_elbo(net, x, eps, config.likelihood,
-                                                  config.compute_dtype)
+        loss, gamma, batch_labels, term_means = negative_elbo(
+            net, x, eps, config.likelihood, config.compute_dtype,
+            config.reconstruction_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         net.prior.em_step(gamma, config.em_rate)
         net.prior.project()
         labels[idx] = batch_labels
+        term_sums.add_(term_means.to(term_sums.dtype) * len(idx))
         return loss.detach()
 
     def on_epoch_end(epoch, mean_loss):
         changed = float((labels != previous).float().mean())
         previous.copy_(labels)
-        history.append({"epoch": epoch, "elbo": -mean_loss, "label_change": changed,
-                        "min_weight": float(net.prior.weights.detach().min())})
+        terms = (term_sums / n_samples).tolist()
+        term_sums.zero_()
+        occupancy = torch.bincount(labels, minlength=n_components).tolist()
+        history.append({
+            "epoch": epoch, "elbo": float(sum(terms)), "objective": -mean_loss,
+            **dict(zip(TERM_NAMES, terms)), "label_change": changed,
+            "min_weight": float(net.prior.weights.detach().min()),
+            "n_empty": sum(count == 0 for count in occupancy),
+            "occupancy": occupancy,
+        })
         state["converged"] = epoch > 0 and changed < config.tol
         return state["converged"]
 
     def on_rollback(n_kept):
         del history[n_kept:]
+        term_sums.zero_()
         state["converged"] = False
 
     result = run_epochs(_IndexedRows(X), config, n_epochs, step, generator, progress,

@@ -21,6 +21,7 @@ class FitConfig(NamedTuple):
     batch_size: int
     learning_rate: float
     pretrain_learning_rate: float
+    reconstruction_weight: float
     tol: float
     lr_decay: float
     em_rate: float
@@ -101,6 +102,7 @@ def check_params_vs_input(estimator, X, device):
         batch_size=batch_size,
         learning_rate=float(estimator.learning_rate),
         pretrain_learning_rate=PRETRAIN_LR_FACTOR * float(estimator.learning_rate),
+        reconstruction_weight=float(estimator.reconstruction_weight),
         tol=float(estimator.tol),
         lr_decay=0.99,
         em_rate=float(min(0.1, max(batch_size / n_samples, 0.01))),

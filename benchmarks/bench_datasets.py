@@ -1,0 +1,169 @@
+"""Benchmark VaDE against k-means and a Gaussian mixture beyond images.
+
+Data sets (``../shared/data``, see its README; labels used only to score), each fed
+as a user would, with only ``n_clusters`` set:
+
+- ``20news``: 20 Newsgroups tf-idf (18,846 posts x 2,000 terms, 20 classes), as a
+  scipy.sparse CSR matrix, as is (values in [0, 1]: Bernoulli likelihood);
+- ``wisdm``: WISDM phone-accelerometer features (5,418 x 40, 6 activities),
+  standardised with ``StandardScaler`` (Gaussian likelihood);
+- ``pendigits``: UCI pen-based digits (10,992 x 16, 10 classes), standardised;
+- ``digits``: scikit-learn's bundled digits, ``X / 16`` (Bernoulli).
+
+For each data set and seed it fits ``VaDEClustering(n_clusters=K,
+random_state=seed)`` with its defaults, ``KMeans(n_clusters=K, n_init=10,
+random_state=seed)`` and ``GaussianMixture(n_components=K, covariance_type="diag",
+random_state=seed)`` on the same input (dense for the mixture), and records ACC
+(Hungarian), NMI, ARI and fit seconds. Results go to
+``benchmarks/results/datasets.{json,md}`` (per-seed rows; mean, standard deviation,
+min and max per method and data set), rewritten after every fit.
+
+Usage::
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_datasets.py      # all, seeds 0-4
+    python benchmarks/bench_datasets.py --datasets wisdm --seeds 0 1
+"""
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from _common import (
+    RESULTS_DIR,
+    environment,
+    environment_line,
+    fit_and_score,
+    markdown_table,
+    write_atomic,
+    write_json_atomic,
+)
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits
+from sklearn.mixture import GaussianMixture
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_vade import VaDEClustering
+
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+METRICS = ("acc", "nmi", "ari", "fit_seconds")
+METHODS = ("VaDE", "KMeans", "GMM-diag")
+def load(name, data_dir):
+    """(X as a user would feed it, y, K, description)."""
+    if name == "digits":
+        X, y = load_digits(return_X_y=True)
+        return X / 16.0, y, 10, "load_digits().data / 16"
+    files = {"20news": "20news_tfidf2000.npz", "wisdm": "wisdm_ar_v1.1_features.npz",
+             "pendigits": "pendigits.npz"}
+    with np.load(Path(data_dir) / files[name], allow_pickle=False) as data:
+        X, y = data["X"], data["y"]
+    K = int(np.unique(y).size)
+    if name == "20news":
+        return sp.csr_matrix(X), y, K, "tf-idf as is, scipy.sparse CSR float32"
+    return (StandardScaler().fit_transform(X.astype(np.float64)), y, K,
+            "StandardScaler().fit_transform(X)")
+
+
+def make(method, K, seed):
+    if method == "VaDE":
+        return VaDEClustering(n_clusters=K, random_state=seed)
+    if method == "KMeans":
+        return KMeans(n_clusters=K, n_init=10, random_state=seed)
+    return GaussianMixture(n_components=K, covariance_type="diag", random_state=seed)
+
+
+def _vade_details(model):
+    history = model.history_[-1] if model.history_ else {}
+    return {"n_iter": int(model.n_iter_), "converged": bool(model.converged_),
+            "lower_bound": float(model.lower_bound_),
+            "likelihood": model.likelihood_,
+            "min_weight": float(model.weights_.min()),
+            "last_epoch": {k: v for k, v in history.items()
+                           if isinstance(v, (int, float))}}
+
+
+def summarize(records):
+    rows = []
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        for method in METHODS:
+            runs = [r for r in records
+                    if r["dataset"] == dataset and r["method"] == method]
+            if not runs:
+                continue
+            row = {"dataset": dataset, "method": method, "n_seeds": len(runs)}
+            for metric in METRICS:
+                values = [r[metric] for r in runs]
+                row[metric] = statistics.mean(values)
+                row[metric + "_std"] = (statistics.stdev(values)
+                                        if len(values) > 1 else 0.0)
+                row[metric + "_min"] = min(values)
+                row[metric + "_max"] = max(values)
+            rows.append(row)
+    return rows
+
+
+def markdown(env, records, summary):
+    def fmt(row, metric):
+        return (f"{row[metric]:.3f} ± {row[metric + '_std']:.3f} "
+                f"[{row[metric + '_min']:.3f}, {row[metric + '_max']:.3f}]")
+
+    table = [{"dataset": r["dataset"], "method": r["method"],
+              "seeds": str(r["n_seeds"]), "ACC": fmt(r, "acc"),
+              "NMI": fmt(r, "nmi"), "ARI": fmt(r, "ari"),
+              "fit s": f"{r['fit_seconds']:.1f}"} for r in summary]
+    columns = [(h, h, None) for h in ("dataset", "method", "seeds", "ACC", "NMI",
+                                      "ARI", "fit s")]
+    per_seed = [("dataset", "dataset", None), ("method", "method", None),
+                ("seed", "seed", "{}"), ("ACC", "acc", "{:.4f}"),
+                ("NMI", "nmi", "{:.4f}"), ("ARI", "ari", "{:.4f}"),
+                ("fit s", "fit_seconds", "{:.1f}")]
+    lines = ["# VaDE beyond images", "",
+             "Mean ± standard deviation [min, max] over seeds; labels used only to "
+             "score.", environment_line(env), "",
+             *markdown_table(table, columns), "", "## Per seed", "",
+             *markdown_table(records, per_seed)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+",
+                        default=["wisdm", "pendigits", "digits", "20news"],
+                        choices=["20news", "wisdm", "pendigits", "digits"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    env = environment(args.threads, data_dir=str(args.data_dir))
+    records = []
+    for name in args.datasets:
+        X, y, K, how = load(name, args.data_dir)
+        env.setdefault("inputs", {})[name] = {"shape": list(X.shape), "K": K,
+                                              "as": how}
+        X_dense = X.toarray().astype(np.float64) if sp.issparse(X) else X
+        for seed in args.seeds:
+            for method in METHODS:
+                data = X_dense if method == "GMM-diag" else X
+                details = _vade_details if method == "VaDE" else None
+                record = fit_and_score(method, make(method, K, seed), seed, data, y,
+                                       details)
+                record["dataset"] = name
+                records.append(record)
+                print(f"{name:<9} seed {seed} {method:<8} ACC {record['acc']:.4f} "
+                      f"NMI {record['nmi']:.4f} ARI {record['ari']:.4f} "
+                      f"{record['fit_seconds']:.1f} s", flush=True)
+                args.out.mkdir(parents=True, exist_ok=True)
+                summary = summarize(records)
+                write_json_atomic(args.out / "datasets.json",
+                                  {"environment": env, "runs": records,
+                                   "summary": summary})
+                write_atomic(args.out / "datasets.md", markdown(env, records, summary))
+    print(markdown(env, [], summarize(records)).split("## Per seed")[0])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Choosing the number of clusters: several VaDE fits sharing one pretraining."""
+
+import math
+import time
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import Bunch
+
+from ._estimator import VaDEClustering
+
+
+def n_mixture_parameters(n_clusters, latent_dim):
+    """Free parameters of a diagonal Gaussian mixture in the latent space:
+    ``K - 1`` weights, ``K * d`` means and ``K * d`` variances."""
+    return (n_clusters - 1) + 2 * n_clusters * latent_dim
+
+
+def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
+                      verbose=0):
+    """Fit VaDE for several ``n_clusters`` from one pretrained autoencoder.
+
+    The autoencoder is pretrained once; each candidate then initialises its own
+    mixture on the shared codes and trains jointly, as ``fit`` would. Each fit is
+    scored on X by its ELBO (``lower_bound_``, mean nats per sample, higher is
+    better) and by a BIC-style penalised criterion
+
+        ``bic = -2 * n_samples * lower_bound_ + p(K) * log(n_samples)``
+
+    (lower is better) where ``p(K) = (K - 1) + 2 * K * latent_dim`` counts the
+    mixture's parameters: the networks have the same size for every K, so only the
+    mixture's parameters differ between candidates. The ELBO alone tends to keep
+    growing with K; the penalty trades that gain against the extra components. The
+    integrated completed likelihood criterion ``icl = bic + 2 * sum_i H(gamma_i)``
+    (Biernacki, Celeux and Govaert, 2000) further penalises candidates whose
+    clusters overlap, measured by the entropy H of each sample's cluster
+    posterior.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Training data (never labels).
+    n_clusters_values : iterable of int
+        The candidate numbers of clusters, each at least 1.
+    estimator : VaDEClustering, default=None
+        The configuration to use (its ``n_clusters`` is ignored); by default
+        ``VaDEClustering()``. Its ``n_init``, ``random_state`` and other parameters
+        apply to every candidate; ``warm_start`` is ignored.
+    criterion : {"bic", "icl", "elbo"}, default="bic"
+        How ``best_n_clusters`` is chosen: the lowest BIC, the lowest ICL or the
+        highest ELBO.
+    verbose : int, default=0
+        1 prints one line per candidate.
+
+    Returns
+    -------
+    result : :class:`~sklearn.utils.Bunch`
+        ``n_clusters`` (the candidates, ascending); one value per candidate in
+        ``elbo``, ``bic``, ``icl``, ``entropy`` (mean posterior entropy, nats),
+        ``n_parameters`` and ``fit_seconds``; ``estimators`` (the fitted
+        VaDEClustering of each candidate); ``best_index``, ``best_n_clusters``,
+        ``best_estimator``, ``criterion`` and ``pretrain_seconds``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn_vade import VaDEClustering, select_n_clusters
+    >>> X, _ = make_blobs(n_samples=300, centers=3, cluster_std=0.5, random_state=0)
+    >>> result = select_n_clusters(
+    ...     X, [2, 3, 4], estimator=VaDEClustering(
+    ...         hidden_layer_sizes=(32,), latent_dim=2, pretrain_epochs=30,
+    ...         max_epochs=30, random_state=0))
+    >>> result.n_clusters.tolist()
+    [2, 3, 4]
+    >>> result.bic.shape
+    (3,)
+    """
+    values = sorted({int(k) for k in n_clusters_values})
+    if not values or values[0] < 1:
+        raise ValueError(
+            "n_clusters_values must hold at least one integer >= 1, got "
+            f"{list(n_clusters_values)!r}."
+        )
+    if criterion not in ("bic", "icl", "elbo"):
+        raise ValueError(
+            f"criterion must be 'bic', 'icl' or 'elbo', got {criterion!r}.")
+    base = clone(estimator if estimator is not None else VaDEClustering())
+    base.set_params(n_clusters=max(values), warm_start=False)
+    pretrained = base._pretrain_only(X)
+    n_samples = X.shape[0]
+
+    estimators, elbo, bic, entropy, n_params, seconds = [], [], [], [], [], []
+    for K in values:
+        est = clone(base).set_params(n_clusters=K)
+        est._validate_params()
+        start = time.perf_counter()
+        est._fit_keeping_state_on_error(X, pretrained)
+        seconds.append(time.perf_counter() - start)
+        p = n_mixture_parameters(K, est.latent_dim)
+        estimators.append(est)
+        elbo.append(est.lower_bound_)
+        n_params.append(p)
+        bic.append(-2.0 * n_samples * est.lower_bound_ + p * math.log(n_samples))
+        gamma = est.predict_proba(X)
+        entropy.append(float(-np.sum(gamma * np.log(np.clip(gamma, 1e-300, None))))
+                       / n_samples)
+        if verbose:
+            print(f"n_clusters={K}: ELBO {elbo[-1]:.4f} nats/sample, BIC "
+                  f"{bic[-1]:.6g}, {seconds[-1]:.1f} s")
+    elbo, bic, entropy = np.array(elbo), np.array(bic), np.array(entropy)
+    icl = bic + 2.0 * n_samples * entropy
+    best = {"bic": lambda: int(np.argmin(bic)), "icl": lambda: int(np.argmin(icl)),
+            "elbo": lambda: int(np.argmax(elbo))}[criterion]()
+    return Bunch(n_clusters=np.array(values), elbo=elbo, bic=bic, icl=icl,
+                 entropy=entropy,
+                 n_parameters=np.array(n_params), fit_seconds=np.array(seconds),
+                 estimators=estimators, best_index=best,
+                 best_n_clusters=values[best], best_estimator=estimators[best],
+                 criterion=criterion, pretrain_seconds=pretrained.seconds)

@@ -1,0 +1,111 @@
+"""Choosing n_clusters with one shared pretraining, and the per-epoch diagnostics."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_vade import VaDEClustering, _estimator, select_n_clusters
+from sklearn_vade._selection import n_mixture_parameters
+
+# Small networks, default ("auto") training budgets.
+BLOB_MODEL = dict(hidden_layer_sizes=(32, 32), latent_dim=2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=600, centers=4, n_features=6, cluster_std=0.6,
+                      random_state=4)
+    return StandardScaler().fit_transform(X), y
+
+
+def test_select_n_clusters_pretrains_once_and_finds_the_blobs(blobs, monkeypatch):
+    X, _ = blobs
+    calls = []
+    pretrain = _estimator.pretrain_autoencoder
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return pretrain(*args, **kwargs)
+
+    monkeypatch.setattr(_estimator, "pretrain_autoencoder", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = select_n_clusters(X, [5, 2, 3, 4, 6],
+                                   estimator=VaDEClustering(**BLOB_MODEL))
+    assert len(calls) == 1
+    assert result.n_clusters.tolist() == [2, 3, 4, 5, 6]
+    assert [e.n_clusters for e in result.estimators] == [2, 3, 4, 5, 6]
+    losses = result.estimators[0].pretrain_losses_
+    assert len(losses) > 0
+    assert all(e.pretrain_losses_ == losses for e in result.estimators)
+    n = X.shape[0]
+    expected_bic = [-2 * n * e.lower_bound_ + n_mixture_parameters(e.n_clusters, 2)
+                    * math.log(n) for e in result.estimators]
+    np.testing.assert_allclose(result.bic, expected_bic)
+    np.testing.assert_allclose(result.elbo, [e.lower_bound_ for e in result.estimators])
+    assert result.best_n_clusters == 4
+    assert result.n_clusters[np.argmin(result.icl)] == 4
+    assert (result.icl >= result.bic).all() and (result.entropy >= 0).all()
+    assert result.best_estimator is result.estimators[result.best_index]
+    assert result.pretrain_seconds > 0
+
+
+def test_select_n_clusters_by_elbo_and_errors(blobs):
+    X, _ = blobs
+    est = VaDEClustering(**dict(BLOB_MODEL, pretrain_epochs=5, max_epochs=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = select_n_clusters(X, [2, 3], estimator=est, criterion="elbo")
+    assert result.best_index == int(np.argmax(result.elbo))
+    assert not hasattr(est, "n_features_in_")  # the template is left unfitted
+    with pytest.raises(ValueError, match="at least one integer >= 1"):
+        select_n_clusters(X, [])
+    with pytest.raises(ValueError, match="at least one integer >= 1"):
+        select_n_clusters(X, [0, 2])
+    with pytest.raises(ValueError, match="criterion must be 'bic', 'icl' or 'elbo'"):
+        select_n_clusters(X, [2], criterion="aic")
+
+
+def test_history_records_the_elbo_terms_and_occupancy(small_digits):
+    X = small_digits[0]
+    est = VaDEClustering(n_clusters=6, hidden_layer_sizes=(64, 64), latent_dim=5,
+                         pretrain_epochs=10, max_epochs=8, batch_size=32, tol=0.0,
+                         random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X)
+    assert len(est.history_) == est.n_iter_ == 8
+    for record in est.history_:
+        terms = [record[k] for k in ("reconstruction", "log_prior_z", "log_prior_c",
+                                     "entropy_z", "entropy_c")]
+        assert record["elbo"] == pytest.approx(sum(terms), rel=1e-6)
+        assert record["objective"] == pytest.approx(record["elbo"], rel=1e-5)
+        assert 0.0 <= record["entropy_c"] <= math.log(6) + 1e-9
+        assert record["log_prior_c"] <= 1e-9  # sum_c gamma_c log pi_c
+        assert sum(record["occupancy"]) == X.shape[0]
+        assert record["n_empty"] == sum(c == 0 for c in record["occupancy"])
+        assert 0.0 <= record["label_change"] <= 1.0
+    assert est.lower_bounds_ == [r["elbo"] for r in est.history_]
+
+
+def test_reconstruction_weight_shapes_the_objective(small_digits):
+    X = small_digits[0]
+    params = dict(n_clusters=6, hidden_layer_sizes=(64, 64), latent_dim=5,
+                  pretrain_epochs=10, max_epochs=15, batch_size=32, tol=0.0,
+                  random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = VaDEClustering(**params).fit(X)
+        weighted = VaDEClustering(reconstruction_weight=5.0, **params).fit(X)
+    for record in weighted.history_:
+        # What was maximised: the ELBO with the reconstruction counted five times.
+        assert record["objective"] == pytest.approx(
+            record["elbo"] + 4.0 * record["reconstruction"], rel=1e-5)
+    # Weighting the reconstruction buys a better reconstruction term.
+    assert (weighted.history_[-1]["reconstruction"]
+            > plain.history_[-1]["reconstruction"])
