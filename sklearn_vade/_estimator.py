@@ -184,8 +184,8 @@ class VaDEClustering(
 
     max_epochs : int or "auto", default="auto"
         Maximum number of epochs of the joint ELBO training; 0 stops after the
-        mixture initialisation. ``"auto"`` gives at least 50 gradient steps and
-        between 50 and 1000 epochs.
+        mixture initialisation. ``"auto"`` gives 50 epochs (the training usually
+        stops earlier, when fewer than ``tol`` of the samples change cluster).
 
     batch_size : int, default=256
         Minibatch size of both training phases (capped at the number of samples).
@@ -551,7 +551,7 @@ class VaDEClustering(
                 "epochs. Call fit again to train fully, or set warm_start=True to "
                 "continue the joint training.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         elif not run.converged and config.max_epochs > 0:
             warnings.warn(
@@ -559,7 +559,7 @@ class VaDEClustering(
                 f"samples still changed cluster after max_epochs={config.max_epochs} "
                 "epochs. Increase max_epochs, or raise tol.",
                 ConvergenceWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         if run.recoveries:
             warnings.warn(
@@ -568,7 +568,7 @@ class VaDEClustering(
                 "continued with half the learning rate. A lower learning_rate may "
                 "train faster.",
                 ConvergenceWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         counts = np.bincount(self.labels_, minlength=config.n_clusters)
         empty = np.flatnonzero(counts == 0)
@@ -580,7 +580,7 @@ class VaDEClustering(
                 "fewer clusters. Try a smaller n_clusters, or compare several with "
                 "score (the ELBO).",
                 ConvergenceWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
 
     # ---------------------------------------------------------------- internals
