@@ -40,7 +40,7 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
     ----------
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
         Training data (never labels).
-    n_clusters_values : iterable of int
+    n_clusters_values : list of int
         The candidate numbers of clusters, each at least 1.
     estimator : VaDEClustering, default=None
         The configuration to use (its ``n_clusters`` is ignored); by default
