@@ -25,6 +25,7 @@ Usage::
 """
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
@@ -132,14 +133,29 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="+",
                         default=["wisdm", "pendigits", "digits", "20news"],
                         choices=["20news", "wisdm", "pendigits", "digits"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--merge", type=Path, nargs="+", default=[],
+                        help="datasets.json files of earlier runs whose records are "
+                        "kept in the output (a later file, then this run, wins for "
+                        "the same data set, method and seed); with --seeds and no "
+                        "value, only merges")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     env = environment(args.threads, data_dir=str(args.data_dir))
-    records = []
+    merged = {}
+    for path in args.merge:
+        earlier = json.loads(path.read_text())
+        env.setdefault("merged_from", []).append(earlier["environment"])
+        env.setdefault("inputs", {}).update(earlier["environment"].get("inputs", {}))
+        for r in earlier["runs"]:
+            merged[(r["dataset"], r["method"], r["seed"])] = r
+    records = [r for key, r in merged.items()
+               if not (key[0] in args.datasets and key[2] in args.seeds)]
+    if not args.seeds:
+        write_results(args.out, env, records)
     for name in args.datasets:
         X, y, K, how = load(name, args.data_dir)
         env.setdefault("inputs", {})[name] = {"shape": list(X.shape), "K": K,
@@ -156,13 +172,19 @@ def main(argv=None):
                 print(f"{name:<9} seed {seed} {method:<8} ACC {record['acc']:.4f} "
                       f"NMI {record['nmi']:.4f} ARI {record['ari']:.4f} "
                       f"{record['fit_seconds']:.1f} s", flush=True)
-                args.out.mkdir(parents=True, exist_ok=True)
-                summary = summarize(records)
-                write_json_atomic(args.out / "datasets.json",
-                                  {"environment": env, "runs": records,
-                                   "summary": summary})
-                write_atomic(args.out / "datasets.md", markdown(env, records, summary))
+                write_results(args.out, env, records)
     print(markdown(env, [], summarize(records)).split("## Per seed")[0])
+
+
+def write_results(out, env, records):
+    order = ["20news", "wisdm", "pendigits", "digits"]
+    records = sorted(records, key=lambda r: (order.index(r["dataset"]),
+                                             METHODS.index(r["method"]), r["seed"]))
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(records)
+    write_json_atomic(out / "datasets.json",
+                      {"environment": env, "runs": records, "summary": summary})
+    write_atomic(out / "datasets.md", markdown(env, records, summary))
 
 
 if __name__ == "__main__":
