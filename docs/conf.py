@@ -19,8 +19,9 @@ import warnings
 # Document the source tree beside this folder, installed or not.
 sys.path.insert(0, os.path.abspath(".."))
 
-import sklearn_vade  # noqa: E402
 import torch  # noqa: E402
+
+import sklearn_vade  # noqa: E402
 
 project = "sklearn-vade"
 author = "sklearn-vade developers"
