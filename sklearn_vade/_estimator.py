@@ -591,9 +591,6 @@ class VaDEClustering(
                                                   self.n_features_in_)
         return self._cached_net
 
-    def _scale(self, X):
-        return _standardise(X, self._x_offset, self._x_scale)
-
     def _evaluate(self, X, state=None, config=None, offset=None, scale=None, net=None,
                   elbo=True):
         """Deterministic float64 pass over X, batch by batch (the fitted model's by

@@ -71,14 +71,19 @@ def test_select_n_clusters_by_elbo_and_errors(blobs):
         select_n_clusters(X, [2], criterion="aic")
 
 
-def test_history_records_the_elbo_terms_and_occupancy(small_digits):
-    X = small_digits[0]
-    est = VaDEClustering(n_clusters=6, hidden_layer_sizes=(64, 64), latent_dim=5,
-                         pretrain_epochs=10, max_epochs=8, batch_size=32, tol=0.0,
-                         random_state=0)
+def fit_small_digits(X, **params):
+    """A small network on the first digits, every epoch run (tol=0)."""
+    est = VaDEClustering(**dict(dict(n_clusters=6, hidden_layer_sizes=(64, 64),
+                                     latent_dim=5, pretrain_epochs=10, batch_size=32,
+                                     tol=0.0, random_state=0), **params))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X)
+        return est.fit(X)
+
+
+def test_history_records_the_elbo_terms_and_occupancy(small_digits):
+    X = small_digits[0]
+    est = fit_small_digits(X, max_epochs=8)
     assert len(est.history_) == est.n_iter_ == 8
     for record in est.history_:
         terms = [record[k] for k in ("reconstruction", "log_prior_z", "log_prior_c",
@@ -95,13 +100,8 @@ def test_history_records_the_elbo_terms_and_occupancy(small_digits):
 
 def test_reconstruction_weight_shapes_the_objective(small_digits):
     X = small_digits[0]
-    params = dict(n_clusters=6, hidden_layer_sizes=(64, 64), latent_dim=5,
-                  pretrain_epochs=10, max_epochs=15, batch_size=32, tol=0.0,
-                  random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        plain = VaDEClustering(**params).fit(X)
-        weighted = VaDEClustering(reconstruction_weight=5.0, **params).fit(X)
+    plain = fit_small_digits(X, max_epochs=15)
+    weighted = fit_small_digits(X, max_epochs=15, reconstruction_weight=5.0)
     for record in weighted.history_:
         # What was maximised: the ELBO with the reconstruction counted five times.
         assert record["objective"] == pytest.approx(
