@@ -28,6 +28,7 @@ from ._utils import (
     iter_batches,
     local_random_state,
     resolve_device,
+    row_normals,
     torch_generator,
 )
 from ._validation import (
@@ -36,8 +37,9 @@ from ._validation import (
     resolve_likelihood,
 )
 
-# Fixed draws of eps per row for the deterministic ELBO estimate (an antithetic pair).
-_N_SCORE_DRAWS = 2
+# Draws of eps per row for the deterministic ELBO estimate: antithetic pairs
+# (eps, -eps), eps a function of the row's values (see _utils.row_normals).
+_N_SCORE_PAIRS = 1
 # Rows per batch for inference passes (predict, transform, score).
 _INFERENCE_BATCH = 1024
 
@@ -112,7 +114,7 @@ def _build_network(config, n_features, generator, device, dtype):
 
 def _state_tensors(state, device, dtype):
     return {k: torch.as_tensor(v, device=device, dtype=dtype)
-            for k, v in state.items() if k != "score_eps"}
+            for k, v in state.items()}
 
 
 def _inference_network(state, config, n_features):
@@ -495,8 +497,6 @@ class VaDEClustering(
         clock.lap("training")
         state = {k: v.detach().cpu().double().numpy().copy()
                  for k, v in net.state_dict().items()}
-        score_eps = rng.standard_normal((_N_SCORE_DRAWS // 2, config.latent_dim))
-        state["score_eps"] = np.concatenate([score_eps, -score_eps])
         inference_config = _inference_config(config)
         evaluation = self._evaluate(X, state, inference_config, offset, scale)
         clock.lap("evaluation")
@@ -600,7 +600,13 @@ class VaDEClustering(
             offset, scale = self._x_offset, self._x_scale
         if net is None:
             net = _inference_network(state, config, X.shape[1])
-        eps = torch.as_tensor(state["score_eps"], dtype=torch.float64)
+        latent_dim = config["latent_dim"]
+
+        def eps(x):  # antithetic pairs of draws determined by each row's values
+            draws = row_normals(x, _N_SCORE_PAIRS * latent_dim).reshape(
+                len(x), _N_SCORE_PAIRS, latent_dim).transpose(1, 0, 2)
+            return np.concatenate([draws, -draws])
+
         return evaluate(net, X, config["likelihood"], eps if elbo else None,
                         _INFERENCE_BATCH, float(np.sum(np.log(scale))),
                         preprocess=lambda x: _standardise(x, offset, scale))

@@ -290,10 +290,14 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
     With ``eps=None`` the decoder is not run and ``elbo`` is None (for predict and
     transform, which need only the encoder).
 
-    The reconstruction term averages ``log p(x|z)`` over the fixed draws
-    ``z = mu~ + sigma~ * eps[l]``, shared by all rows, so the result of a row does not
-    depend on the other rows. ``log_det_scale`` is subtracted from every ELBO to put it
-    on the scale of the original data (for standardised Gaussian data).
+    The reconstruction term averages ``log p(x|z)`` over the draws
+    ``z = mu~ + sigma~ * eps[l]``. ``eps`` is either an array of shape
+    (n_draws, latent_dim), the same draws for every row, or a function of a batch
+    (the preprocessed rows, a float64 array) returning draws of shape
+    (n_draws, batch rows, latent_dim) that depend on each row alone. Either way the
+    result of a row does not depend on the other rows. ``log_det_scale`` is
+    subtracted from every ELBO to put it on the scale of the original data (for
+    standardised Gaussian data).
 
     X may be a tensor or an array; each batch of rows goes through ``preprocess``
     (if given) and becomes a tensor of the network's dtype, so that no full-size
@@ -313,6 +317,7 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
     elbo = None if eps is None else np.empty(n_samples)
     for batch in iter_batches(n_samples, batch_size):
         x = X[batch] if preprocess is None else preprocess(X[batch])
+        batch_eps = eps(x) if callable(eps) else eps
         x = torch.as_tensor(x, dtype=dtype, device=mu_c.device)
         batch_mu, batch_log_var = net.encode(x)
         batch_log_gamma = _elbo.log_responsibilities(batch_mu, log_pi, mu_c, log_var_c)
@@ -325,7 +330,7 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
             _elbo.reconstruction_log_likelihood(
                 x, net.decode(net.reparameterize(batch_mu, batch_log_var, e)),
                 likelihood, net.log_var_x)
-            for e in eps
+            for e in torch.as_tensor(batch_eps, dtype=dtype, device=mu_c.device)
         ]).mean(0)
         terms = _elbo.elbo_terms(recon, batch_mu, batch_log_var, batch_log_gamma,
                                  log_pi, mu_c, log_var_c)

@@ -65,3 +65,47 @@ def iter_batches(n_samples, batch_size):
     """Slices ``[start, stop)`` covering ``range(n_samples)`` in order."""
     for start in range(0, n_samples, batch_size):
         yield slice(start, min(start + batch_size, n_samples))
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(h):
+    """The splitmix64 finaliser, elementwise on uint64 (wrapping arithmetic)."""
+    h = h + _GOLDEN
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def _column_keys(n_columns):
+    """Fixed uint64 keys, one per column, for :func:`row_normals`."""
+    return _splitmix64(np.arange(n_columns, dtype=np.uint64) * _GOLDEN)
+
+
+def row_normals(rows, n_dims):
+    """Standard normal draws, ``n_dims`` per row, determined by each row's values.
+
+    Row i's draws are a pseudo-random function of the float64 bit pattern of
+    ``rows[i]`` alone: the same row gives the same draws in any batch, order or
+    call, and distinct rows give independent-looking draws. Used for the Monte-Carlo
+    part of the ELBO of a fitted model, so that ``score_samples`` is deterministic
+    and row-wise while the noise of the draws averages out over rows (draws shared
+    by all rows would shift the mean ELBO by the same error for every row).
+
+    Each value's bits, offset by a fixed key of its column, go through the
+    splitmix64 finaliser; the row's hash is the finalised (wrapping uint64) sum of
+    these, and uniforms from a counter on that hash become normals by the
+    Box-Muller transform.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    bits = rows.view(np.uint64)
+    with np.errstate(over="ignore"):
+        mixed = _splitmix64(bits + _column_keys(rows.shape[1]))
+        h = _splitmix64(mixed.sum(axis=1, dtype=np.uint64))
+        counters = np.arange(1, 2 * n_dims + 1, dtype=np.uint64) * _GOLDEN
+        u = _splitmix64(h[:, None] + counters)
+    # 53 random bits -> (0, 1), never 0 (log) nor 1.
+    u = ((u >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+    u1, u2 = u[:, :n_dims], u[:, n_dims:]
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
