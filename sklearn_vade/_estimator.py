@@ -710,9 +710,10 @@ class VaDEClustering(
     def score_samples(self, X):
         """Per-sample ELBO (a lower bound on log p(x), in nats, on X's own scale).
 
-        The reconstruction term is estimated with a fixed antithetic pair of draws
-        of z, so the result is deterministic and each row's value does not depend on
-        the other rows.
+        The reconstruction term is estimated with an antithetic pair of draws of
+        z per row, a fixed function of that row's values: the result is
+        deterministic, each row's value does not depend on the other rows, and the
+        sampling noise of the mean over rows shrinks as ``1/sqrt(n_samples)``.
 
         Parameters
         ----------
