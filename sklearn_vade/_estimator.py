@@ -113,8 +113,10 @@ def _build_network(config, n_features, generator, device, dtype):
 
 
 def _state_tensors(state, device, dtype):
+    # "score_eps": shared draws of the score, kept by models of 0.1.0.dev builds
+    # before the score's draws became row-wise; no longer used.
     return {k: torch.as_tensor(v, device=device, dtype=dtype)
-            for k, v in state.items()}
+            for k, v in state.items() if k != "score_eps"}
 
 
 def _inference_network(state, config, n_features):
@@ -408,11 +410,34 @@ class VaDEClustering(
         device = resolve_device(self.device)
         config = check_params_vs_input(self, X, device)
         if continuing:
+            config = self._continuation_config(config, X)
             offset, scale = self._x_offset, self._x_scale
         else:
             offset, scale = feature_scaling(X, config.likelihood)
         return _Prepared(X, config, device, offset, scale,
                          training_rows(X, offset, scale, device))
+
+    def _continuation_config(self, config, X):
+        """The configuration of a warm-started fit: the network and likelihood of
+        the previous fit, which the parameters must not contradict."""
+        fitted = self._config
+        new = _inference_config(config)
+        for name in ("n_clusters", "latent_dim", "hidden_layer_sizes", "pi_update"):
+            if new[name] != fitted[name]:
+                raise ValueError(
+                    f"warm_start=True continues the previous fit, whose {name} was "
+                    f"{fitted[name]!r}; got {name}={new[name]!r}. Set "
+                    "warm_start=False to fit a new model."
+                )
+        if self.likelihood not in ("auto", fitted["likelihood"]):
+            raise ValueError(
+                "warm_start=True continues the previous fit, whose likelihood was "
+                f"{fitted['likelihood']!r}; got likelihood={self.likelihood!r}. Set "
+                "warm_start=False to fit a new model."
+            )
+        if fitted["likelihood"] == "bernoulli":
+            resolve_likelihood("bernoulli", X)  # X must still lie in [0, 1]
+        return config._replace(likelihood=fitted["likelihood"])
 
     def _fit(self, X, pretrained=None):
         continuing = self.warm_start and hasattr(self, "_state")
@@ -763,7 +788,7 @@ class VaDEClustering(
             )
         rng = local_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        y = np.repeat(np.arange(self.n_clusters), counts)
+        y = np.repeat(np.arange(len(self.weights_)), counts)
         z = self.means_[y] + np.sqrt(self.covariances_[y]) * rng.standard_normal(
             (n_samples, self.means_.shape[1]))
         X = self._decode(z)

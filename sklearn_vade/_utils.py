@@ -86,9 +86,10 @@ def _column_keys(n_columns):
 def row_normals(rows, n_dims):
     """Standard normal draws, ``n_dims`` per row, determined by each row's values.
 
-    Row i's draws are a pseudo-random function of the float64 bit pattern of
-    ``rows[i]`` alone: the same row gives the same draws in any batch, order or
-    call, and distinct rows give independent-looking draws. Used for the Monte-Carlo
+    ``rows`` is an array (or tensor) of shape (n_rows, n_columns). Row i's draws are
+    a pseudo-random function of the float64 values of ``rows[i]`` alone: the same
+    row gives the same draws in any batch, order or call, and distinct rows give
+    independent-looking draws. Used for the Monte-Carlo
     part of the ELBO of a fitted model, so that ``score_samples`` is deterministic
     and row-wise while the noise of the draws averages out over rows (draws shared
     by all rows would shift the mean ELBO by the same error for every row).
@@ -98,14 +99,17 @@ def row_normals(rows, n_dims):
     these, and uniforms from a counter on that hash become normals by the
     Box-Muller transform.
     """
-    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    if isinstance(rows, torch.Tensor):
+        rows = rows.detach().cpu().numpy()
+    # + 0.0 turns -0.0 into 0.0: equal values, equal bits
+    rows = np.ascontiguousarray(rows, dtype=np.float64) + 0.0
     bits = rows.view(np.uint64)
     with np.errstate(over="ignore"):
         mixed = _splitmix64(bits + _column_keys(rows.shape[1]))
         h = _splitmix64(mixed.sum(axis=1, dtype=np.uint64))
         counters = np.arange(1, 2 * n_dims + 1, dtype=np.uint64) * _GOLDEN
         u = _splitmix64(h[:, None] + counters)
-    # 53 random bits -> (0, 1), never 0 (log) nor 1.
-    u = ((u >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+    # 52 random bits -> (0, 1), never 0 (log) nor 1: (k + 0.5) / 2**52 is exact.
+    u = ((u >> np.uint64(12)).astype(np.float64) + 0.5) * 2.0 ** -52
     u1, u2 = u[:, :n_dims], u[:, n_dims:]
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)

@@ -564,6 +564,8 @@ def test_row_normals_are_standard_normal_and_row_wise():
     np.testing.assert_array_equal(row_normals(X[::-3], 10), draws[::-3])
     np.testing.assert_array_equal(row_normals(X.astype(np.float32), 10), draws)
     assert len(np.unique(draws[:, 0])) == len(np.unique(X, axis=0))
+    np.testing.assert_array_equal(row_normals(-0.0 * X[-1:], 10), draws[-1:])
+    np.testing.assert_array_equal(row_normals(torch.as_tensor(X[:5]), 10), draws[:5])
 
 
 # ---------------------------------------------------------------------------

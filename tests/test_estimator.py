@@ -251,6 +251,42 @@ def test_warm_start_continues_training(small_digits):
     assert np.abs(est.means_ - means_before).max() < 0.5 * np.abs(means_before).max()
 
 
+def test_warm_start_keeps_the_fitted_network_and_likelihood(small_digits):
+    """A warm start continues the fitted model: a parameter that would change its
+    network or likelihood is refused (the estimator is left as it was), and
+    likelihood="auto" keeps the fitted likelihood whatever range the new X has."""
+    X, _ = small_digits
+    params = dict(SMALL, pretrain_epochs=5, max_epochs=2, warm_start=True,
+                  random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gaussian = VaDEClustering(n_clusters=3, **params).fit(2.0 * X - 1.0)
+        assert gaussian.likelihood_ == "gaussian"
+        gaussian.fit(X)  # in [0, 1], where "auto" alone would pick Bernoulli
+        assert gaussian.likelihood_ == "gaussian"
+        means = gaussian.means_.copy()
+        for name, value in [("n_clusters", 4), ("latent_dim", 3),
+                            ("hidden_layer_sizes", (32, 64)), ("pi_update", "fixed"),
+                            ("likelihood", "bernoulli")]:
+            est = clone(gaussian).set_params(warm_start=False).fit(2.0 * X - 1.0)
+            est.set_params(warm_start=True, **{name: value})
+            with pytest.raises(ValueError, match=f"warm_start=True.*{name}"):
+                est.fit(X)
+        bernoulli = VaDEClustering(n_clusters=3, **params).fit(X)
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            bernoulli.fit(2.0 * X - 1.0)
+    np.testing.assert_array_equal(gaussian.means_, means)
+
+
+def test_sample_after_set_params(fitted):
+    """sample draws from the fitted mixture even after n_clusters was changed."""
+    est = pickle.loads(pickle.dumps(fitted)).set_params(
+        n_clusters=fitted.n_clusters + 3)
+    X, y = est.sample(50)
+    assert X.shape == (50, fitted.n_features_in_)
+    assert y.max() < len(fitted.weights_)
+
+
 def test_n_init_keeps_the_best_elbo(small_digits):
     """With n_init > 1 the kept run has the highest final ELBO of the runs."""
     X, _ = small_digits
