@@ -90,16 +90,27 @@ def _is_number(cell):
     return True
 
 
+# Excel and others start UTF-8 files with a byte-order mark; this codec drops it.
+_CSV_ENCODING = "utf-8-sig"
+
+
 def _read_csv(path, delimiter):
-    """Parse a numeric CSV; a first row that is not all numbers is a header."""
-    with open(path, newline="") as f:
+    """Parse a numeric CSV; a first row without any number in it is a header.
+
+    A first row with both numbers and other cells (e.g. a missing value) is data,
+    so that its bad cell is reported rather than the row silently skipped.
+    """
+    with open(path, newline="", encoding=_CSV_ENCODING) as f:
         first = next(csv.reader(f, delimiter=delimiter), None)
     if first is None:
         raise CLIError(f"'{path}' is empty")
-    header = not all(_is_number(cell) for cell in first)
+    header = not any(_is_number(cell) for cell in first)
     try:
-        X = np.loadtxt(path, delimiter=delimiter, skiprows=int(header), ndmin=2,
-                       dtype=np.float64)
+        with warnings.catch_warnings():
+            # a header and no data: numpy warns, then the row check below refuses
+            warnings.simplefilter("ignore", UserWarning)
+            X = np.loadtxt(path, delimiter=delimiter, skiprows=int(header), ndmin=2,
+                           dtype=np.float64, encoding=_CSV_ENCODING)
     except ValueError:
         _explain_csv_error(path, delimiter, header)
         raise
@@ -108,7 +119,7 @@ def _read_csv(path, delimiter):
 
 def _explain_csv_error(path, delimiter, header):
     """Find the first bad row or cell of a CSV that numpy refused, and say where."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding=_CSV_ENCODING) as f:
         reader = csv.reader(f, delimiter=delimiter)
         if header:
             next(reader)
@@ -122,6 +133,9 @@ def _explain_csv_error(path, delimiter, header):
                 raise CLIError(f"'{path}' line {line_number} has {len(row)} fields, "
                                f"expected {n_fields} like the first data row")
             for column, cell in enumerate(row, start=1):
+                if not cell.strip():
+                    raise CLIError(f"'{path}' line {line_number}, column {column} is "
+                                   "empty: missing values are not supported")
                 if not _is_number(cell):
                     raise CLIError(f"'{path}' line {line_number}, column {column}: "
                                    f"{cell.strip()!r} is not a number")
@@ -228,7 +242,17 @@ def _verbosity(args):
     return 1 if sys.stderr.isatty() else 0
 
 
+def _check_writable(*paths):
+    """Refuse, before any work, outputs whose folder does not exist."""
+    for path in paths:
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise CLIError(f"cannot write '{path}': its folder does not exist")
+
+
 def cmd_fit(args):
+    _check_writable(args.output, args.proba, args.save_model)
+    if args.save_model and Path(args.save_model).suffix.lower() == ".skops":
+        _import_skops()  # fail now, not after the fit
     X = read_data(args.data, args.delimiter, args.npz_key)
     model = VaDEClustering(
         n_clusters=args.n_clusters, latent_dim=args.latent_dim,
@@ -256,6 +280,7 @@ def cmd_fit(args):
 
 
 def cmd_predict(args):
+    _check_writable(args.output, args.proba)
     model = load_model(args.model)
     X = read_data(args.data, args.delimiter, args.npz_key)
     if X.shape[1] != model.n_features_in_:
@@ -297,7 +322,8 @@ def cmd_demo(args):
 
 
 def _draw_samples(vade, path, seed):
-    """A grid of generated digits: one row per cluster, drawn with ``sample``."""
+    """A grid of generated digits: one row per cluster (most weight first), codes
+    drawn from that component's N(mu_c, sigma2_c) and decoded."""
     try:
         import matplotlib
 

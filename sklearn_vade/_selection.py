@@ -6,6 +6,7 @@ import time
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import Bunch
+from sklearn.utils.validation import _num_samples
 
 from ._estimator import VaDEClustering
 
@@ -84,10 +85,10 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
     if criterion not in ("bic", "icl", "elbo"):
         raise ValueError(
             f"criterion must be 'bic', 'icl' or 'elbo', got {criterion!r}.")
+    n_samples = _num_samples(X)  # before the pretraining: fail early on bad X
     base = clone(estimator if estimator is not None else VaDEClustering())
     base.set_params(n_clusters=max(values), warm_start=False)
     pretrained = base._pretrain_only(X)
-    n_samples = X.shape[0]
 
     estimators, elbo, bic, entropy, n_params, seconds = [], [], [], [], [], []
     for K in values:

@@ -69,20 +69,42 @@ def load_mnist(*, path=None, data_home=None, download_if_missing=True,
                 "path= to a local mnist.npz, or allow the download."
             )
         else:
-            X, y = _download_mnist()
+            X, y = _download_mnist(data_home)
             tmp = cache.with_suffix(".tmp.npz")
             np.savez_compressed(tmp, X=X, y=y)
             os.replace(tmp, cache)
-    X = np.asarray(X, dtype=np.uint8)
-    y = np.asarray(y).astype(np.int64)
+    X, y = _check_mnist(X, y)
     if return_X_y:
         return X, y
     return Bunch(data=X, target=y, DESCR="MNIST handwritten digits, 70,000 x 784.")
 
 
-def _download_mnist():  # pragma: no cover - needs the network
+def _check_mnist(X, y):
+    """X as uint8 (n, 784) and y as int64 (n,), refusing anything that would not
+    convert exactly (e.g. pixels already scaled to [0, 1])."""
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim == 3 and X.shape[1:] == (28, 28):
+        X = X.reshape(len(X), 784)
+    if X.ndim != 2 or X.shape[1] != 784 or y.shape != (X.shape[0],):
+        raise ValueError(
+            f"an MNIST file must hold X of shape (n, 784) (or (n, 28, 28)) and y of "
+            f"shape (n,); got X {X.shape} and y {y.shape}."
+        )
+    if X.dtype != np.uint8:
+        if X.dtype.kind not in "biuf" or not np.array_equal(X, np.round(X)) or (
+                X.size and (X.min() < 0 or X.max() > 255)):
+            raise ValueError(
+                "MNIST pixels must be integers in [0, 255]; this file holds "
+                f"{X.dtype} values in [{X.min():.6g}, {X.max():.6g}] (already "
+                "scaled? then pass it to VaDEClustering directly)."
+            )
+        X = X.astype(np.uint8)
+    return X, y.astype(np.int64)
+
+
+def _download_mnist(data_home=None):  # pragma: no cover - needs the network
     from sklearn.datasets import fetch_openml
 
     X, y = fetch_openml("mnist_784", version=1, return_X_y=True, as_frame=False,
-                        parser="liac-arff")
+                        parser="liac-arff", data_home=data_home)
     return X.astype(np.uint8), y.astype(np.int64)

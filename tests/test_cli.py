@@ -1,5 +1,6 @@
 """The command line, driven as a subprocess on real files."""
 
+import os
 import pickle
 import shutil
 import subprocess
@@ -18,8 +19,11 @@ FAST = ["--hidden-layer-sizes", "32,32", "--latent-dim", "4", "--pretrain-epochs
 
 
 def run_cli(*args, check=True):
+    # one thread, as the in-process fits of the suite (conftest), so that results
+    # compared with them are computed in the same order
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "sklearn_vade", *map(str, args)],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, env=env)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -139,8 +143,10 @@ def _write(path, text):
     ("a,b\n1,2\n3,oops\n5,6\n", "line 3, column 2: 'oops' is not a number"),
     ("1,2,3\n4,5\n6,7,8\n", "line 2 has 2 fields, expected 3"),
     ("a,b\n1,2\n3,nan\n5,6\n", "non-finite value (nan) at data row 2, column 2"),
-    ("1,2\n3,\n5,6\n", "line 2, column 2: '' is not a number"),
+    ("1,2\n3,\n5,6\n", "line 2, column 2 is empty: missing values"),
+    ("1,,2\n3,4,5\n", "line 1, column 2 is empty: missing values"),
     ("", "is empty"),
+    ("a,b\n", "holds no rows"),
 ])
 def test_bad_csv_gives_one_line_error(content, match, tmp_path):
     path = _write(tmp_path / "bad.csv", content)
@@ -165,6 +171,21 @@ def test_missing_and_unreadable_files(tmp_path, small_digits):
     result = run_cli("predict", tmp_path / "junk.npy", tmp_path / "junk.npy", "-o",
                      tmp_path / "l.csv", check=False)
     assert_one_line_error(result, "cannot read model")
+
+
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path):
+    """An output in a missing folder is refused first: even before the data is read
+    (here the data file does not exist either), so never after a long fit."""
+    missing = tmp_path / "no_such_folder" / "out.csv"
+    for option in ("-o", "--proba", "--save-model"):
+        outputs = {"-o": tmp_path / "l.csv", option: missing}
+        args = [str(a) for pair in outputs.items() for a in pair]
+        result = run_cli("fit", tmp_path / "nope.csv", "-k", 3, *args, check=False)
+        assert_one_line_error(result, "its folder does not exist")
+    result = run_cli("predict", tmp_path / "nope.pkl", tmp_path / "nope.csv", "-o",
+                     missing, check=False)
+    assert_one_line_error(result, "its folder does not exist")
+    assert not (tmp_path / "l.csv").exists()
 
 
 def test_estimator_errors_are_one_line(tmp_path):
@@ -210,6 +231,12 @@ def test_console_script_is_installed():
 def test_read_data_detects_header(tmp_path):
     path = _write(tmp_path / "h.csv", "x,y\n1,2\n3,4\n")
     np.testing.assert_array_equal(_cli.read_data(path), [[1, 2], [3, 4]])
+    # a byte-order mark (Excel's UTF-8 CSV) is neither a header nor part of a number
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf1,2\n3,4\n")
+    np.testing.assert_array_equal(_cli.read_data(path), [[1, 2], [3, 4]])
+    path.write_bytes(b"\xef\xbb\xbfx,y\n1,2\n")
+    np.testing.assert_array_equal(_cli.read_data(path), [[1, 2]])
     path = _write(tmp_path / "n.csv", "1e-3,2\n-3,4.5\n")
     np.testing.assert_array_equal(_cli.read_data(path), [[1e-3, 2], [-3, 4.5]])
 

@@ -30,11 +30,12 @@ def test_download_is_cached_then_read(tmp_path, monkeypatch):
     """A download is written to data_home and the next call reads the cache."""
     X, y = _fake_mnist()
     calls = []
-    monkeypatch.setattr(datasets, "_download_mnist", lambda: calls.append(1) or (X, y))
+    monkeypatch.setattr(datasets, "_download_mnist",
+                        lambda data_home: calls.append(data_home) or (X, y))
     X1, y1 = load_mnist(data_home=tmp_path, return_X_y=True)
     assert (tmp_path / "mnist.npz").exists()
     X2, y2 = load_mnist(data_home=tmp_path, return_X_y=True)
-    assert len(calls) == 1
+    assert calls == [tmp_path]  # downloaded once, into data_home
     np.testing.assert_array_equal(X1, X2)
     np.testing.assert_array_equal(y2, y)
 
@@ -59,3 +60,22 @@ def test_shared_mnist_file():
     assert X.shape == (70000, 784)
     assert np.array_equal(np.unique(y), np.arange(10))
     assert X.max() == 255
+
+
+@pytest.mark.parametrize("X, match", [
+    (np.full((3, 784), 0.5), "integers in \\[0, 255\\]"),  # already scaled
+    (np.full((3, 784), 300.0), "integers in \\[0, 255\\]"),  # would wrap to 44
+    (np.full((3, 784), -1), "integers in \\[0, 255\\]"),
+    (np.zeros((3, 28, 29)), r"X of shape \(n, 784\)"),
+    (np.zeros((3, 100)), r"X of shape \(n, 784\)"),
+])
+def test_pixels_that_would_not_convert_exactly_are_refused(X, match, tmp_path):
+    np.savez(tmp_path / "m.npz", X=X, y=np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match=match):
+        load_mnist(path=tmp_path / "m.npz")
+
+
+def test_integer_and_image_shaped_pixels_are_accepted(tmp_path):
+    X, y = _fake_mnist()
+    np.savez(tmp_path / "m.npz", X=X.astype(np.float64).reshape(-1, 28, 28), y=y)
+    np.testing.assert_array_equal(load_mnist(path=tmp_path / "m.npz").data, X)

@@ -63,6 +63,15 @@ def test_select_n_clusters_by_elbo_and_errors(blobs):
         result = select_n_clusters(X, [2, 3], estimator=est, criterion="elbo")
     assert result.best_index == int(np.argmax(result.elbo))
     assert not hasattr(est, "n_features_in_")  # the template is left unfitted
+    # a candidate's fit depends neither on the other candidates nor on the input type
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        alone = select_n_clusters(X.tolist(), [3], estimator=est, criterion="elbo")
+    assert alone.elbo[0] == result.elbo[1]
+    np.testing.assert_array_equal(alone.best_estimator.labels_,
+                                  result.estimators[1].labels_)
+    # (K - 1) weights + K * latent_dim means + K * latent_dim variances
+    assert n_mixture_parameters(3, 2) == 14 and n_mixture_parameters(1, 10) == 20
     with pytest.raises(ValueError, match="at least one integer >= 1"):
         select_n_clusters(X, [])
     with pytest.raises(ValueError, match="at least one integer >= 1"):
