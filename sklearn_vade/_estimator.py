@@ -628,6 +628,7 @@ class VaDEClustering(
         latent_dim = config["latent_dim"]
 
         def eps(x):  # antithetic pairs of draws determined by each row's values
+            x = x.toarray() if sp.issparse(x) else x  # (one batch of rows)
             draws = row_normals(x, _N_SCORE_PAIRS * latent_dim).reshape(
                 len(x), _N_SCORE_PAIRS, latent_dim).transpose(1, 0, 2)
             return np.concatenate([draws, -draws])

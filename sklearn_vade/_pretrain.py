@@ -1,5 +1,6 @@
 """Phase 1 and 2 of fit: autoencoder pretraining and mixture initialisation."""
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -70,7 +71,10 @@ def pretrain_autoencoder(net, X, config, generator, progress):
                                             generator, progress, "pretraining",
                                             optimizer, net))
     mu = encode_means(net, X, config.batch_size)
-    net.rescale_latent(1.0 / max(float(mu.std()), 1e-12))
+    spread = float(mu.std(unbiased=False))
+    # codes without spread (one sample, or a collapsed encoder) are left as they are
+    if math.isfinite(spread) and spread > 1e-6:
+        net.rescale_latent(1.0 / spread)
     return result
 
 

@@ -614,6 +614,37 @@ def test_floored_log_var_never_below_floor(raw, log_floor):
     assert np.all(floored_log_var(_t(raw)).numpy() >= LOG_VAR_FLOOR)
 
 
+@EXACT
+@given(st.data())
+def test_em_step_and_project_move_pi_as_documented(data):
+    """The stored pi itself (not only the normalised weights): "em" moves it to
+    (1 - rate) pi + rate mean(gamma); "renormalize" clips at PI_FLOOR and divides by
+    the sum; the other modes leave it alone."""
+    k = data.draw(st.integers(2, 5))
+    gamma = data.draw(_arrays((6, k), 0.0, 1.0)) + 1e-3
+    gamma /= gamma.sum(1, keepdims=True)
+    rate = data.draw(_floats(0.01, 1.0))
+    weights = np.full(k, 1.0 / k)
+    for pi_update in PI_UPDATES:
+        prior = MixturePrior(k, 2, pi_update, "cpu", torch.float64)
+        prior.set_parameters(weights, np.zeros((k, 2)), np.ones((k, 2)))
+        before = prior.pi_value.detach().numpy().copy()
+        if pi_update == "renormalize":  # as if Adam had pushed pi off the simplex
+            with torch.no_grad():
+                prior.pi_value.copy_(_t(np.linspace(-0.5, 2.0, k)))
+        prior.em_step(_t(gamma), rate)
+        prior.project()
+        pi = prior.pi_value.detach().numpy()
+        if pi_update == "em":
+            expected = (1 - rate) * before + rate * gamma.mean(0)
+            np.testing.assert_allclose(pi, expected / expected.sum(), rtol=1e-12)
+        elif pi_update == "renormalize":
+            clipped = np.maximum(np.linspace(-0.5, 2.0, k), PI_FLOOR)
+            np.testing.assert_allclose(pi, clipped / clipped.sum(), rtol=1e-12)
+        else:
+            np.testing.assert_array_equal(pi, before)
+
+
 @pytest.mark.parametrize("pi_update", PI_UPDATES)
 @EXACT
 @given(st.data())

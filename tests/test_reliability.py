@@ -21,6 +21,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_vade import VaDEClustering, _estimator, _pretrain, _training
+from sklearn_vade._training import feature_scaling, training_rows
 
 # A small network and a short schedule: these tests are about robustness, not quality.
 TINY = dict(hidden_layer_sizes=(16,), latent_dim=2, pretrain_epochs=3, max_epochs=3,
@@ -426,3 +427,43 @@ def test_two_processes_give_bitwise_identical_results():
                for _ in range(2)]
     assert len(digests[0]) == len(hashlib.sha256().hexdigest())
     assert digests[0] == digests[1]
+
+
+def test_training_copy_is_standardised_before_rounding_to_float32():
+    """A feature far from zero relative to its spread (timestamps) keeps its
+    variation in the float32 training copy: standardised in float64 first."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([1.7e9 + rng.normal(0.0, 1e3, 5000), rng.normal(size=5000)])
+    offset, scale = feature_scaling(X, "gaussian")
+    X_train = training_rows(X, offset, scale, "cpu").numpy()
+    # float32 of 1.7e9 is a multiple of 128: rounding first would leave ~50 levels
+    np.testing.assert_allclose(X_train, (X - offset) / scale, rtol=0, atol=1e-6)
+    assert len(np.unique(X_train[:, 0])) > 4900
+    sparse = training_rows(sp.csr_matrix(X), offset, scale, "cpu")
+    np.testing.assert_array_equal(sparse[torch.arange(5000)].numpy(), X_train)
+
+
+def test_pretraining_of_codes_without_spread_leaves_the_network_finite():
+    """One sample (and n_clusters=1): the codes have no spread to rescale by."""
+    X = np.random.default_rng(0).uniform(size=(1, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = VaDEClustering(n_clusters=1, latent_dim=1, hidden_layer_sizes=(4,),
+                             pretrain_epochs=2, max_epochs=2, random_state=0).fit(X)
+    assert np.isfinite(est.score(X)) and np.isfinite(est.means_).all()
+
+
+def test_unconstrained_pi_is_normalised_in_the_score(small_digits):
+    """Scaling a free pi changes neither gamma nor the reported ELBO."""
+    X = small_digits[0][:200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = VaDEClustering(n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2,
+                             pi_update="unconstrained", pretrain_epochs=3,
+                             max_epochs=2, random_state=0).fit(X)
+    before = est.score_samples(X), est.predict_proba(X)
+    net = est._network()
+    with torch.no_grad():
+        net.prior.pi_value.mul_(7.0)
+    np.testing.assert_allclose(est.score_samples(X), before[0], rtol=1e-12)
+    np.testing.assert_allclose(est.predict_proba(X), before[1], rtol=1e-12)
