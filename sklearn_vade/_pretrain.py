@@ -71,8 +71,9 @@ def pretrain_autoencoder(net, X, config, generator, progress):
                                             generator, progress, "pretraining",
                                             optimizer, net))
     mu = encode_means(net, X, config.batch_size)
-    spread = float(mu.std(unbiased=False))
-    # codes without spread (one sample, or a collapsed encoder) are left as they are
+    spread = float(mu.std())
+    # codes without spread (one sample: NaN; a collapsed encoder: ~0) are left as
+    # they are
     if math.isfinite(spread) and spread > 1e-6:
         net.rescale_latent(1.0 / spread)
     return result
