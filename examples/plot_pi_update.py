@@ -106,9 +106,9 @@ fig.tight_layout()
 # -----------------------------
 #
 # ``"unconstrained"`` is the free parameter of the paper's code: ``pi`` is not
-# kept on the simplex, and the ELBO it reports uses ``log pi_c`` of weights that
-# sum to more than one. Its training ELBO above is therefore higher than the
-# others although the model is no better: it is not a bound on the
-# log-likelihood, and should not be compared with the ELBO of other modes.
-# ``weights_`` always reports normalised weights.
+# kept on the simplex, and training uses ``log pi_c`` of weights that sum to more
+# than one. Its training ELBO (``history_``) is therefore inflated although the
+# model is no better: it is not a bound on the log-likelihood. ``lower_bound_``
+# and ``score`` use the normalised ``weights_``, as ``weights_`` itself does, and
+# are comparable with the other modes.
 plt.show()

@@ -228,6 +228,9 @@ class VaDEClustering(
     warm_start : bool, default=False
         If True, a second call to ``fit`` continues the joint training from the
         previous fit (no pretraining, no new initialisation, ``n_init`` ignored).
+        ``n_clusters``, ``latent_dim``, ``hidden_layer_sizes``, ``pi_update`` and
+        an explicit ``likelihood`` must match the previous fit (else ValueError);
+        ``likelihood="auto"`` keeps the fitted likelihood.
 
     Attributes
     ----------

@@ -35,8 +35,8 @@ def load_mnist(*, path=None, data_home=None, download_if_missing=True,
     Parameters
     ----------
     path : str or path-like, default=None
-        A local ``.npz`` holding ``X`` (n, 784) and ``y`` (n,). When given, nothing
-        else is looked at.
+        A local ``.npz`` holding ``X`` (n, 784) or (n, 28, 28), integer pixels in
+        [0, 255], and ``y`` (n,). When given, nothing else is looked at.
     data_home : str or path-like, default=None
         Cache folder, by default scikit-learn's (``~/scikit_learn_data``, or the
         ``SCIKIT_LEARN_DATA`` environment variable). ``mnist.npz`` there is read if
@@ -50,6 +50,14 @@ def load_mnist(*, path=None, data_home=None, download_if_missing=True,
     -------
     data : :class:`~sklearn.utils.Bunch` with ``data`` (70000, 784) uint8 and
         ``target`` (70000,) int64, or ``(X, y)`` if ``return_X_y``.
+
+    Raises
+    ------
+    ValueError
+        If the file lacks ``X`` or ``y``, or holds pixels of another shape or
+        values that are not integers in [0, 255] (e.g. already divided by 255).
+    OSError
+        If the data is not cached and ``download_if_missing=False``.
 
     Examples
     --------
