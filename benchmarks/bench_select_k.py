@@ -23,6 +23,7 @@ Usage::
 """
 
 import argparse
+import json
 import time
 import warnings
 from pathlib import Path
@@ -57,13 +58,14 @@ def load(name, data_dir):
     return X, y, K
 
 
-def run_one(name, X, y, K, seed):
+def run_one(name, X, y, K, seed, params=None):
     candidates = list(range(max(2, K - 4), K + 5))
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence / empty-component warnings
         result = select_n_clusters(X, candidates,
-                                   estimator=VaDEClustering(random_state=seed))
+                                   estimator=VaDEClustering(random_state=seed,
+                                                            **(params or {})))
     seconds = time.perf_counter() - start
     picks = {"elbo": int(result.n_clusters[np.argmax(result.elbo)]),
              "bic": int(result.n_clusters[np.argmin(result.bic)]),
@@ -110,15 +112,18 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--vade-params", type=json.loads, default={},
+                        help="JSON dict of extra VaDEClustering parameters")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    env = environment(args.threads, data_dir=str(args.data_dir))
+    env = environment(args.threads, data_dir=str(args.data_dir),
+                      vade_params=args.vade_params)
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     for name in args.datasets:
         X, y, K = load(name, args.data_dir)
         for seed in args.seeds:
-            record = run_one(name, X, y, K, seed)
+            record = run_one(name, X, y, K, seed, args.vade_params)
             records.append(record)
             write(records, env, args.out)
             print(f"{name} seed {seed}: true K {K}, picks {record['picks']}, "
