@@ -22,7 +22,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._network import PI_UPDATES, VaDENetwork
 from ._pretrain import initialise_mixture, pretrain_autoencoder
 from ._progress import progress_factory
-from ._training import evaluate, feature_scaling, train_vade, training_rows
+from ._training import (
+    evaluate,
+    feature_scaling,
+    standardise_rows,
+    train_vade,
+    training_rows,
+)
 from ._utils import (
     draw_seed,
     iter_batches,
@@ -127,15 +133,6 @@ def _inference_network(state, config, n_features):
     net.load_state_dict(_state_tensors(state, device, torch.float64))
     net.eval()
     return net
-
-
-def _standardise(X, offset, scale):
-    """Rows of X (dense or sparse) as a dense float64 array, standardised."""
-    X = X.toarray() if sp.issparse(X) else X
-    X = np.array(X, dtype=np.float64)  # one copy per batch, then in place
-    X -= offset
-    X /= scale
-    return X
 
 
 class VaDEClustering(
@@ -638,7 +635,7 @@ class VaDEClustering(
 
         return evaluate(net, X, config["likelihood"], eps if elbo else None,
                         _INFERENCE_BATCH, float(np.sum(np.log(scale))),
-                        preprocess=lambda x: _standardise(x, offset, scale))
+                        preprocess=lambda x: standardise_rows(x, offset, scale))
 
     def _check_fitted_input(self, X):
         check_is_fitted(self, "_state")

@@ -378,6 +378,15 @@ def feature_scaling(X, likelihood):
     return offset, scale
 
 
+def standardise_rows(X, offset, scale):
+    """Rows of X (dense or sparse) as a dense float64 array, standardised."""
+    X = X.toarray() if sp.issparse(X) else X
+    X = np.array(X, dtype=np.float64)  # one copy per batch, then in place
+    X -= offset
+    X /= scale
+    return X
+
+
 def training_rows(X, offset, scale, device):
     """The training data as rows of standardised float32 tensors on ``device``.
 
@@ -387,13 +396,12 @@ def training_rows(X, offset, scale, device):
     if sp.issparse(X):
         return _SparseRows(X, offset, scale, device)
     X_train = torch.empty(X.shape, dtype=torch.float32, device=device)
-    identity = not offset.any() and (scale == 1.0).all()
     # Standardised in float64, a chunk of rows at a time, then rounded once to
     # float32: a feature far from zero relative to its spread (e.g. timestamps)
     # would lose its variation if rounded to float32 first.
     for rows in iter_batches(X.shape[0], _STANDARDISE_ROWS):
-        chunk = X[rows] if identity else (X[rows] - offset) / scale
-        X_train[rows] = torch.as_tensor(np.asarray(chunk, dtype=np.float32))
+        chunk = standardise_rows(X[rows], offset, scale)
+        X_train[rows] = torch.as_tensor(chunk.astype(np.float32))
     return X_train
 
 
@@ -416,5 +424,5 @@ class _SparseRows:
     def __getitem__(self, rows):
         if isinstance(rows, torch.Tensor):
             rows = rows.cpu().numpy()
-        x = (self.X[rows].toarray().astype(np.float64) - self.offset) / self.scale
+        x = standardise_rows(self.X[rows], self.offset, self.scale)
         return torch.as_tensor(x.astype(np.float32), device=self.device)
