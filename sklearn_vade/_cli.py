@@ -257,7 +257,8 @@ def cmd_fit(args):
     model = VaDEClustering(
         n_clusters=args.n_clusters, latent_dim=args.latent_dim,
         hidden_layer_sizes=args.hidden_layer_sizes, likelihood=args.likelihood,
-        pi_update=args.pi_update, pretrain_epochs=args.pretrain_epochs,
+        pi_update=args.pi_update, init_params=args.init_params,
+        pretrain_epochs=args.pretrain_epochs,
         max_epochs=args.max_epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         reconstruction_weight=args.reconstruction_weight, n_init=args.n_init,
@@ -399,6 +400,11 @@ def build_parser():
                      choices=["em", "renormalize", "softmax", "unconstrained",
                               "fixed"],
                      help="how the mixture weights are learnt (default: em)")
+    fit.add_argument("--init-params", default=defaults["init_params"],
+                     choices=["umap", "gmm"],
+                     help="start of the mixture: umap (a manifold clustering of the "
+                     "codes) or gmm (the paper's Gaussian mixture on the codes) "
+                     "(default: %(default)s)")
     fit.add_argument("--pretrain-epochs", type=_int_or_auto,
                      default=defaults["pretrain_epochs"],
                      help="autoencoder pretraining epochs, or auto (default: auto)")

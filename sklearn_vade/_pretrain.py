@@ -1,14 +1,12 @@
-"""Phase 1 and 2 of fit: autoencoder pretraining and mixture initialisation."""
+"""Phase 1 of fit: autoencoder pretraining."""
 
 import math
 from typing import NamedTuple
 
-import numpy as np
 import torch
-from sklearn.mixture import GaussianMixture
 
 from ._training import encode_means, make_optimizer, run_epochs
-from ._utils import autocast, draw_seed
+from ._utils import autocast
 
 
 class PretrainResult(NamedTuple):
@@ -18,15 +16,6 @@ class PretrainResult(NamedTuple):
     losses: list
     interrupted: bool = False
     recoveries: int = 0
-
-
-class MixtureInit(NamedTuple):
-    """The prior's initial parameters and the mixture that gave them."""
-
-    weights: np.ndarray
-    means: np.ndarray
-    variances: np.ndarray
-    lower_bound: float
 
 
 def autoencoder_loss(net, x, likelihood, compute_dtype=None):
@@ -77,36 +66,3 @@ def pretrain_autoencoder(net, X, config, generator, progress):
     if math.isfinite(spread) and spread > 1e-6:
         net.rescale_latent(1.0 / spread)
     return result
-
-
-def initialise_mixture(net, X, config, rng):
-    """Fit a diagonal GaussianMixture on the latent means and copy it into the prior."""
-    mu = encode_means(net, X, config.batch_size).double().cpu().numpy()
-    if len(mu) < 2:  # one sample, one cluster: GaussianMixture needs two samples
-        gmm = _SinglePointMixture(mu)
-    else:
-        gmm = GaussianMixture(
-            n_components=config.n_clusters,
-            covariance_type="diag",
-            n_init=config.gmm_n_init,
-            reg_covar=1e-4,
-            random_state=draw_seed(rng),
-        ).fit(mu)
-    net.prior.set_parameters(gmm.weights_, gmm.means_, gmm.covariances_)
-    # q(z|x) starts narrow relative to every component, so that sampled codes do not
-    # jump between components before the encoder's variances are learnt.
-    with torch.no_grad():
-        net.log_var_head.weight.zero_()
-        net.log_var_head.bias.copy_(torch.as_tensor(
-            np.log(config.init_posterior_var * gmm.covariances_.min(axis=0))))
-    return MixtureInit(gmm.weights_, gmm.means_, gmm.covariances_, gmm.lower_bound_)
-
-
-class _SinglePointMixture:
-    """The mixture of one point: a unit-variance component centred on it."""
-
-    def __init__(self, mu):
-        self.weights_ = np.ones(1)
-        self.means_ = mu.copy()
-        self.covariances_ = np.ones_like(mu)
-        self.lower_bound_ = 0.0

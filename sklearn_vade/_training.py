@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
 from . import _elbo
@@ -88,12 +89,12 @@ def _diverged(mean_loss, reference, net):
 
 
 def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer, net,
-               on_epoch_end=None, on_rollback=None):
+               on_epoch_end=None, on_rollback=None, lr_factor=None, lr_floor=0.0):
     """Shuffle X once per epoch (from ``generator``) and call ``step`` on each batch.
 
-    ``step(x)`` returns the batch loss. The learning rate decays by
-    ``config.lr_decay`` per epoch. ``on_epoch_end(epoch, mean_loss)`` may return True
-    to stop early.
+    ``step(x)`` returns the batch loss. After each epoch the learning rate is
+    multiplied by ``lr_factor(epoch)`` (default: ``config.lr_decay``) but not below
+    ``lr_floor``. ``on_epoch_end(epoch, mean_loss)`` may return True to stop early.
 
     ``net`` and the optimizer are snapshotted at the end of an epoch once at least
     ``SNAPSHOT_STEPS`` steps have passed since the last snapshot (every epoch on
@@ -106,10 +107,12 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
     """
     n_samples = X.shape[0]
     steps_per_epoch = math.ceil(n_samples / config.batch_size)
+    if lr_factor is None:
+        def lr_factor(epoch):
+            return config.lr_decay
     losses = []
     recoveries = 0
     interrupted = False
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     bar = progress(total=n_epochs, desc=phase)
     snapshot, snapshot_epoch, steps_since_snapshot = _snapshot(net, optimizer), 0, 0
     reference = None
@@ -148,7 +151,9 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
                     group["lr"] = lr
                 steps_since_snapshot = 0
                 continue
-            scheduler.step()
+            for group in optimizer.param_groups:
+                if group["lr"] > lr_floor:
+                    group["lr"] = max(lr_floor, group["lr"] * lr_factor(epoch))
             losses.append(mean_loss)
             bar.update(1, mean_loss)
             stop = on_epoch_end is not None and on_epoch_end(epoch, mean_loss)
@@ -186,8 +191,11 @@ def encode_means(net, X, batch_size):
 
 
 def negative_elbo(net, x, eps, likelihood, compute_dtype=None,
-                  reconstruction_weight=1.0):
+                  reconstruction_weight=1.0, log_q=None):
     """Minibatch loss: minus the mean ELBO, with gamma = p(c|z) at the sampled z.
+
+    ``log_q`` (shape (n, K)), when given, replaces gamma as ``q(c|x)`` in the bound
+    (any q(c|x) gives a lower bound; gamma is the one that maximises it).
 
     With ``reconstruction_weight`` w != 1 the loss is minus the mean of
     ``w * E[log p(x|z)] + (the other four terms)``. The networks run under autocast to
@@ -202,7 +210,9 @@ def negative_elbo(net, x, eps, likelihood, compute_dtype=None,
     log_pi, mu_c, log_var_c = prior.log_pi, prior.mu_c, prior.log_var_c
     log_gamma = _elbo.log_responsibilities(z, log_pi, mu_c, log_var_c)
     recon = _elbo.reconstruction_log_likelihood(x, decoded, likelihood, net.log_var_x)
-    terms = _elbo.elbo_terms(recon, mu, log_var, log_gamma, log_pi, mu_c, log_var_c)
+    terms = _elbo.elbo_terms(recon, mu, log_var,
+                             log_gamma if log_q is None else log_q.to(x.dtype),
+                             log_pi, mu_c, log_var_c)
     objective = terms.total
     if reconstruction_weight != 1.0:
         objective = objective + (reconstruction_weight - 1.0) * terms.reconstruction
@@ -212,18 +222,33 @@ def negative_elbo(net, x, eps, likelihood, compute_dtype=None,
     return -objective.mean(), torch.exp(log_gamma.detach()), labels, term_means
 
 
+# Weight of q(c|x) spread evenly over the components during the anchored warm-up.
+ANCHOR_SMOOTHING = 0.1
+
 # Names of the ELBO's five terms, in the order of _elbo.ELBOTerms, as in history_.
 TERM_NAMES = ("reconstruction", "log_prior_z", "log_prior_c", "entropy_z", "entropy_c")
 
 
-def train_vade(net, X, config, generator, progress, n_epochs):
+def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     """Maximise the ELBO jointly over encoder, decoder and prior with Adam.
 
-    Converged when, after an epoch, fewer than ``config.tol`` of the samples changed
-    cluster (argmax gamma at the posterior mean) since the previous epoch. Each epoch
-    adds a record to the history: the mean ELBO and each of its five terms (over the
-    epoch's minibatches, at sampled z), the fraction of samples that changed cluster,
-    the smallest weight, and the occupancy of each component.
+    ``anchor`` is the initial partition (labels of shape (n_samples,)). During the
+    first ``config.warmup_epochs`` epochs, ``q(c|x)`` is that partition, smoothed
+    (weight ``1 - ANCHOR_SMOOTHING`` on the sample's cluster, the rest spread
+    evenly), and pi keeps its initial value: the encoder pulls the codes of each
+    cluster together under its Gaussian before gamma = p(c|z) takes over. After the
+    warm-up, gamma as usual.
+
+    After the warm-up, the learning rate is multiplied by ``config.lr_step_factor``
+    every ``config.lr_step_epochs`` epochs, down to ``config.lr_floor``. Converged
+    when, after an epoch and no earlier than ``config.min_epochs`` epochs after the
+    warm-up (and not in its first epoch), fewer than
+    ``config.tol`` of the samples changed cluster (argmax gamma at the posterior
+    mean) since the previous epoch. Each epoch adds a record to the history: the
+    mean ELBO and each of its five terms (over the epoch's minibatches, at sampled
+    z), the fraction of samples that changed cluster, the agreement of the current
+    partition with the initial one (adjusted Rand index), the smallest weight and
+    the occupancy of each component.
     """
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, config.learning_rate)
@@ -235,18 +260,29 @@ def train_vade(net, X, config, generator, progress, n_epochs):
     latent_dim = net.mu_head.out_features
     history = []
     state = {"converged": False}
+    warmup_epochs = config.warmup_epochs if anchor is not None else 0
+    if anchor is not None:
+        anchor = torch.as_tensor(np.asarray(anchor), dtype=torch.long)
+        smoothed = torch.full((n_components, n_components),
+                              ANCHOR_SMOOTHING / n_components)
+        smoothed += (1.0 - ANCHOR_SMOOTHING) * torch.eye(n_components)
+        log_anchor = torch.log(smoothed).to(X.device)
+        anchor_device = anchor.to(X.device)
 
     def step(x_and_idx):
         x, idx = x_and_idx
+        warming = len(history) < warmup_epochs
         eps = torch.randn(len(x), latent_dim, generator=generator,
                           device=generator.device).to(x.device, x.dtype)
+        log_q = log_anchor[anchor_device[idx]] if warming else None
         loss, gamma, batch_labels, term_means = negative_elbo(
             net, x, eps, config.likelihood, config.compute_dtype,
-            config.reconstruction_weight)
+            config.reconstruction_weight, log_q)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        net.prior.em_step(gamma, config.em_rate)
+        if not warming:
+            net.prior.em_step(gamma, config.em_rate)
         net.prior.project()
         labels[idx] = batch_labels
         term_sums.add_(term_means.to(term_sums.dtype) * len(idx))
@@ -257,15 +293,21 @@ def train_vade(net, X, config, generator, progress, n_epochs):
         previous.copy_(labels)
         terms = (term_sums / n_samples).tolist()
         term_sums.zero_()
-        occupancy = torch.bincount(labels, minlength=n_components).tolist()
+        current = labels.cpu().numpy()
+        occupancy = np.bincount(current, minlength=n_components).tolist()
         history.append({
             "epoch": epoch, "elbo": float(sum(terms)), "objective": -mean_loss,
             **dict(zip(TERM_NAMES, terms)), "label_change": changed,
+            "init_agreement": (None if anchor is None else
+                               float(adjusted_rand_score(anchor.numpy(), current))),
+            "warmup": epoch < warmup_epochs,
             "min_weight": float(net.prior.weights.detach().min()),
             "n_empty": sum(count == 0 for count in occupancy),
             "occupancy": occupancy,
         })
-        state["converged"] = epoch > 0 and changed < config.tol
+        state["converged"] = (epoch > warmup_epochs
+                              and epoch + 1 >= warmup_epochs + config.min_epochs
+                              and changed < config.tol)
         return state["converged"]
 
     def on_rollback(n_kept):
@@ -276,8 +318,14 @@ def train_vade(net, X, config, generator, progress, n_epochs):
         # after a rollback counts every sample as changed and cannot converge
         previous.fill_(-1)
 
+    def lr_factor(epoch):  # constant during the warm-up, then steps
+        after = epoch + 1 - warmup_epochs
+        return (config.lr_step_factor if after > 0 and after % config.lr_step_epochs == 0
+                else 1.0)
+
     result = run_epochs(_IndexedRows(X), config, n_epochs, step, generator, progress,
-                        "training", optimizer, net, on_epoch_end, on_rollback)
+                        "training", optimizer, net, on_epoch_end, on_rollback,
+                        lr_factor, config.lr_floor)
     return TrainResult(history=history, n_epochs=len(history),
                        converged=state["converged"], interrupted=result.interrupted,
                        recoveries=result.recoveries)

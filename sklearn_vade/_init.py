@@ -1,0 +1,167 @@
+"""Phase 2 of fit: the mixture prior's start, from a label-free partition of the codes.
+
+Two starts, chosen by ``VaDEClustering(init_params=...)``:
+
+* ``"gmm"`` (the paper's): a diagonal Gaussian mixture fitted on the codes, the most
+  likely of several restarts.
+* ``"umap"``: a manifold clustering of the codes, as N2D does (McConville et al.,
+  2020): the standardised codes are embedded with UMAP (``n_components`` = the number
+  of clusters, ``min_dist`` 0), a full-covariance Gaussian mixture is fitted in that
+  embedding several times, and the restart that agrees best with the others
+  (highest mean adjusted Rand index) is kept. The prior is then set to the moments
+  of each cluster's codes. Below ``MANIFOLD_MIN_SAMPLES`` samples the embedding has
+  too few neighbours to be meaningful and the ``"gmm"`` start is used instead.
+
+Every function here works on numpy arrays and takes its randomness from a numpy
+``RandomState``; none of them sees labels.
+"""
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
+
+from ._training import encode_means
+from ._utils import draw_seed
+
+# Restarts of the GaussianMixture fitted on the codes ("gmm": the most likely is
+# kept) or in the manifold embedding ("umap": the most consensual is kept).
+GMM_N_INIT = 10
+# UMAP's neighbourhood size and the fewest samples for which the manifold start is
+# used (below it: the "gmm" start). N2D uses 10-20 neighbours on MNIST.
+UMAP_N_NEIGHBORS = 15
+MANIFOLD_MIN_SAMPLES = 200
+# Variance added to every component's code variance (the codes have unit overall
+# standard deviation after pretraining), as GaussianMixture's reg_covar.
+REG_COVAR = 1e-4
+
+
+class Partition(NamedTuple):
+    """A start for the prior: a hard partition of the samples and the mixture
+    parameters in code space (weights (K,), means (K, d), variances (K, d))."""
+
+    labels: np.ndarray
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+    method: str  # what actually ran: "gmm" or "umap"
+
+
+def initialise_mixture(net, X, config, rng):
+    """Partition the latent means of X, copy the partition's mixture into the
+    prior and narrow the encoder's variances. Returns the :class:`Partition`."""
+    mu = encode_means(net, X, config.batch_size).double().cpu().numpy()
+    start = initial_partition(mu, config.n_clusters, config.init_params, rng)
+    net.prior.set_parameters(start.weights, start.means, start.variances)
+    # q(z|x) starts narrow relative to every component, so that sampled codes do not
+    # jump between components before the encoder's variances are learnt.
+    with torch.no_grad():
+        net.log_var_head.weight.zero_()
+        net.log_var_head.bias.copy_(torch.as_tensor(
+            np.log(config.init_posterior_var * start.variances.min(axis=0))))
+    return start
+
+
+def initial_partition(codes, n_clusters, init_params, rng):
+    """The start chosen by ``init_params`` ("gmm" or "umap") on ``codes`` (n, d)."""
+    codes = np.asarray(codes, dtype=np.float64)
+    if len(codes) < 2:  # one sample, one cluster: GaussianMixture needs two samples
+        return Partition(np.zeros(len(codes), dtype=np.intp), np.ones(1),
+                         codes.copy(), np.ones_like(codes), "gmm")
+    if init_params == "umap" and len(codes) >= MANIFOLD_MIN_SAMPLES and n_clusters > 1:
+        return manifold_partition(codes, n_clusters, rng)
+    return gmm_partition(codes, n_clusters, rng)
+
+
+def gmm_partition(codes, n_clusters, rng):
+    """Diagonal GaussianMixture on the codes, the most likely of GMM_N_INIT restarts."""
+    gmm = GaussianMixture(n_components=n_clusters, covariance_type="diag",
+                          n_init=GMM_N_INIT, reg_covar=REG_COVAR,
+                          random_state=draw_seed(rng)).fit(codes)
+    return Partition(gmm.predict(codes), gmm.weights_, gmm.means_, gmm.covariances_,
+                     "gmm")
+
+
+def manifold_partition(codes, n_clusters, rng):
+    """UMAP of the standardised codes, then the most consensual of GMM_N_INIT
+    full-covariance mixtures in the embedding; the prior from the clusters' codes."""
+    embedding = umap_embedding(codes, n_clusters, draw_seed(rng))
+    labels = consensus_labels(embedding, n_clusters, rng)
+    weights, means, variances = cluster_moments(codes, labels, n_clusters)
+    return Partition(labels, weights, means, variances, "umap")
+
+
+def umap_embedding(codes, n_components, seed):
+    """UMAP (``min_dist`` 0, euclidean) of the codes standardised per dimension."""
+    import umap  # imported here: numba compiles it on first use, only if needed
+
+    spread = codes.std(axis=0)
+    scaled = (codes - codes.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    reducer = umap.UMAP(n_components=n_components,
+                        n_neighbors=min(UMAP_N_NEIGHBORS, len(codes) - 1),
+                        min_dist=0.0, random_state=seed)
+    with warnings.catch_warnings():
+        # a fixed random_state makes UMAP single-threaded, and it says so
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return reducer.fit_transform(scaled).astype(np.float64)
+
+
+def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT):
+    """Labels of the restart of a full-covariance GaussianMixture (one init each)
+    with the highest mean adjusted Rand index against the other restarts.
+
+    The likelihood of a restart tracks its quality poorly (restarts whose bounds
+    differ by hundredths of a nat split the data differently); the partition that
+    most restarts agree on is the stable one.
+    """
+    runs = []
+    for _ in range(n_restarts):
+        gmm = GaussianMixture(n_components=n_clusters, covariance_type="full",
+                              reg_covar=1e-6 * max(1.0, float(points.var())),
+                              random_state=draw_seed(rng))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning of one restart
+            runs.append(gmm.fit(points).predict(points))
+    if n_restarts == 1:
+        return runs[0]
+    agreement = np.zeros(n_restarts)
+    for i in range(n_restarts):
+        for j in range(i + 1, n_restarts):
+            ari = adjusted_rand_score(runs[i], runs[j])
+            agreement[i] += ari
+            agreement[j] += ari
+    return runs[int(np.argmax(agreement))]
+
+
+def cluster_moments(codes, labels, n_clusters):
+    """Weights, means and diagonal variances of the codes of each cluster.
+
+    A cluster with fewer than two samples gets the overall variance and, when it
+    has none, the code farthest from its assigned component's mean as its centre
+    (so that every component starts where some data is).
+    """
+    n, d = codes.shape
+    counts = np.bincount(labels, minlength=n_clusters).astype(np.float64)
+    means = np.empty((n_clusters, d))
+    variances = np.empty((n_clusters, d))
+    overall = codes.var(axis=0) + REG_COVAR
+    for c in range(n_clusters):
+        members = codes[labels == c]
+        if len(members) >= 2:
+            means[c] = members.mean(axis=0)
+            variances[c] = members.var(axis=0) + REG_COVAR
+        else:
+            means[c] = members[0] if len(members) else np.nan
+            variances[c] = overall
+    empty = np.flatnonzero(counts == 0)
+    if len(empty):
+        occupied = counts > 0
+        distance = np.where(occupied[labels], np.sum(
+            (codes - np.nan_to_num(means[labels])) ** 2, axis=1), -np.inf)
+        far = np.argsort(-distance)[:len(empty)]
+        means[empty] = codes[far]
+    weights = np.maximum(counts, 1.0)
+    return weights / weights.sum(), means, variances

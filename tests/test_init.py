@@ -1,0 +1,92 @@
+"""Phase 2: the label-free starts of the mixture prior (init_params)."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from sklearn_vade import VaDEClustering, _init
+from sklearn_vade._init import (
+    MANIFOLD_MIN_SAMPLES,
+    cluster_moments,
+    consensus_labels,
+    initial_partition,
+)
+
+
+def _rings(n_per_ring, rng):
+    """Two concentric rings: not Gaussian clusters but two connected manifolds,
+    which a Gaussian mixture splits wrongly and a neighbourhood graph keeps whole."""
+    angles = rng.uniform(0, 2 * np.pi, size=2 * n_per_ring)
+    radius = np.repeat([1.0, 4.0], n_per_ring) + 0.1 * rng.standard_normal(
+        2 * n_per_ring)
+    codes = np.c_[radius * np.cos(angles), radius * np.sin(angles)]
+    return codes, np.repeat([0, 1], n_per_ring)
+
+
+def test_cluster_moments_are_the_clusters_weights_means_and_variances(rng):
+    codes = rng.standard_normal((50, 3))
+    labels = np.r_[np.zeros(20, int), np.ones(30, int)]
+    weights, means, variances = cluster_moments(codes, labels, 2)
+    np.testing.assert_allclose(weights, [0.4, 0.6])
+    np.testing.assert_allclose(means[1], codes[20:].mean(axis=0))
+    np.testing.assert_allclose(variances[0], codes[:20].var(axis=0) + _init.REG_COVAR)
+
+
+def test_cluster_moments_place_an_empty_cluster_on_data(rng):
+    codes = rng.standard_normal((40, 2))
+    labels = np.zeros(40, int)
+    labels[:3] = 2  # cluster 1 empty, cluster 2 small
+    weights, means, variances = cluster_moments(codes, labels, 3)
+    assert np.all(np.isfinite(means)) and np.all(variances > 0)
+    assert weights.sum() == pytest.approx(1.0) and np.all(weights > 0)
+    # the empty component starts on one of the samples, not at a shared centre
+    assert np.any(np.all(np.isclose(codes, means[1]), axis=1))
+
+
+def test_consensus_keeps_the_partition_most_restarts_agree_on(rng):
+    X, y = make_blobs(n_samples=400, centers=4, cluster_std=0.5, random_state=3)
+    labels = consensus_labels(X, 4, rng, n_restarts=5)
+    assert adjusted_rand_score(y, labels) == pytest.approx(1.0)
+
+
+def test_manifold_start_follows_the_manifolds_where_a_mixture_does_not(rng):
+    codes, y = _rings(200, rng)
+    manifold = initial_partition(codes, 2, "umap", np.random.RandomState(0))
+    mixture = initial_partition(codes, 2, "gmm", np.random.RandomState(0))
+    assert manifold.method == "umap" and mixture.method == "gmm"
+    assert adjusted_rand_score(y, manifold.labels) > 0.95
+    assert adjusted_rand_score(y, mixture.labels) < 0.5
+    # the prior starts at the moments of the manifold clusters' codes
+    inner = manifold.labels == manifold.labels[0]
+    np.testing.assert_allclose(manifold.means[manifold.labels[0]],
+                               codes[inner].mean(axis=0))
+    assert manifold.weights.sum() == pytest.approx(1.0)
+
+
+def test_manifold_start_falls_back_to_the_mixture_on_small_data(rng):
+    codes, _ = _rings(MANIFOLD_MIN_SAMPLES // 2 - 1, rng)
+    start = initial_partition(codes, 2, "umap", np.random.RandomState(0))
+    assert start.method == "gmm"
+    single = initial_partition(codes[:1], 1, "umap", np.random.RandomState(0))
+    assert single.method == "gmm" and single.labels.tolist() == [0]
+
+
+def test_init_params_is_validated_and_reaches_the_start(small_digits, monkeypatch):
+    X, _ = small_digits
+    seen = []
+    original = _init.initial_partition
+
+    def recording(codes, n_clusters, init_params, rng):
+        start = original(codes, n_clusters, init_params, rng)
+        seen.append((init_params, start.method))
+        return start
+
+    monkeypatch.setattr(_init, "initial_partition", recording)
+    model = dict(n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2,
+                 pretrain_epochs=2, max_epochs=2, random_state=0)
+    VaDEClustering(init_params="umap", **model).fit(X)
+    VaDEClustering(init_params="gmm", **model).fit(X)
+    assert seen == [("umap", "umap"), ("gmm", "gmm")]
+    with pytest.raises(ValueError, match="init_params"):
+        VaDEClustering(init_params="kmeans", **model).fit(X)

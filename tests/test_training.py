@@ -1,0 +1,123 @@
+"""Phase 3: the anchored warm-up, the learning-rate schedule, the stopping rule and
+the drift diagnostic of the joint ELBO training."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from sklearn_vade import VaDEClustering, _elbo
+from sklearn_vade._init import initialise_mixture
+from sklearn_vade._pretrain import pretrain_autoencoder
+from sklearn_vade._progress import progress_factory
+from sklearn_vade._training import (
+    ANCHOR_SMOOTHING,
+    negative_elbo,
+    run_epochs,
+    train_vade,
+)
+from sklearn_vade._utils import torch_generator
+
+
+def _pretrained(pi_update="em", **changes):
+    """A pretrained and initialised small network on three blobs, with the fit's
+    configuration (``changes`` replace fields of it)."""
+    X, _ = make_blobs(n_samples=240, centers=3, n_features=5, cluster_std=1.0,
+                      random_state=1)
+    est = VaDEClustering(n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2,
+                         pretrain_epochs=5, batch_size=32, init_params="gmm",
+                         pi_update=pi_update, random_state=0)
+    est._validate_params()
+    prep = est._prepare(X, continuing=False)
+    config = prep.config._replace(**changes)
+    generator = torch_generator(0, torch.device("cpu"))
+    net = est._build_network_for(prep, generator)
+    pretrain_autoencoder(net, prep.X_train, config, generator, progress_factory(0))
+    start = initialise_mixture(net, prep.X_train, config, np.random.RandomState(0))
+    return net, prep.X_train, config, generator, start
+
+
+def test_warm_up_anchors_q_and_keeps_pi_then_gamma_takes_over():
+    net, X, config, generator, start = _pretrained(warmup_epochs=3, tol=0.0)
+    initial_weights = net.prior.weights.detach().clone()
+    result = train_vade(net, X, config, generator, progress_factory(0), 3,
+                        start.labels)
+    assert [h["warmup"] for h in result.history] == [True] * 3
+    # pi is not moved by the EM step while q(c|x) is the anchored partition
+    torch.testing.assert_close(net.prior.weights.detach(), initial_weights)
+    for record in result.history:
+        assert -1.0 <= record["init_agreement"] <= 1.0
+    more = train_vade(net, X, config._replace(warmup_epochs=0), generator,
+                      progress_factory(0), 2, start.labels)
+    assert [h["warmup"] for h in more.history] == [False, False]
+    assert not torch.allclose(net.prior.weights.detach(), initial_weights)
+
+
+def test_init_agreement_is_the_rand_index_with_the_start():
+    net, X, config, generator, start = _pretrained(warmup_epochs=0, tol=0.0,
+                                                   learning_rate=1e-12,
+                                                   pi_update="fixed")
+    result = train_vade(net, X, config, generator, progress_factory(0), 1,
+                        start.labels)
+    with torch.no_grad():
+        mu = net.encode(X)[0]
+        labels = _elbo.log_responsibilities(mu, net.prior.log_pi, net.prior.mu_c,
+                                            net.prior.log_var_c).argmax(1).numpy()
+    # a negligible step and a fixed pi: the epoch's labels are those of the
+    # network as it is now
+    assert result.history[0]["init_agreement"] == pytest.approx(
+        adjusted_rand_score(start.labels, labels))
+    without = train_vade(net, X, config, generator, progress_factory(0), 1)
+    assert without.history[0]["init_agreement"] is None
+
+
+def test_an_explicit_q_replaces_gamma_in_the_bound():
+    net, X, config, _, start = _pretrained()
+    x = X[:50]
+    eps = torch.randn(50, 2, generator=torch.Generator().manual_seed(1))
+    K = 3
+    q = np.full((K, K), ANCHOR_SMOOTHING / K) + (1 - ANCHOR_SMOOTHING) * np.eye(K)
+    log_q = torch.log(torch.as_tensor(q[start.labels[:50]], dtype=torch.float32))
+    loss, *_ = negative_elbo(net, x, eps, config.likelihood, log_q=log_q)
+    with torch.no_grad():
+        mu, log_var, _, decoded = net(x, eps)
+        prior = net.prior
+        recon = _elbo.reconstruction_log_likelihood(x, decoded, config.likelihood,
+                                                    net.log_var_x)
+        expected = _elbo.elbo_terms(recon, mu, log_var, log_q, prior.log_pi,
+                                    prior.mu_c, prior.log_var_c).total.mean()
+    torch.testing.assert_close(loss.detach(), -expected)
+    gamma_loss, *_ = negative_elbo(net, x, eps, config.likelihood)
+    assert not torch.isclose(loss, gamma_loss)
+
+
+def test_learning_rate_steps_down_to_its_floor():
+    net, X, config, generator, _ = _pretrained()
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    seen = []
+
+    def step(x):
+        optimizer.zero_grad()
+        loss = (param - 1.0).pow(2).sum()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    def on_epoch_end(epoch, loss):
+        seen.append(optimizer.param_groups[0]["lr"])
+
+    run_epochs(X, config, 6, step, generator, progress_factory(0), "test", optimizer,
+               net, on_epoch_end, lr_factor=lambda e: 0.5 if (e + 1) % 2 == 0 else 1.0,
+               lr_floor=0.3)
+    assert seen == [1.0, 0.5, 0.5, 0.3, 0.3, 0.3]
+
+
+def test_no_convergence_before_warm_up_and_min_epochs():
+    net, X, config, generator, start = _pretrained(warmup_epochs=2, min_epochs=3,
+                                                   tol=1.0)
+    result = train_vade(net, X, config, generator, progress_factory(0), 20,
+                        start.labels)
+    assert result.converged and result.n_epochs == 5
+    assert sum(h["warmup"] for h in result.history) == 2
