@@ -190,7 +190,8 @@ class VaDEClustering(
         200 samples it falls back to ``"gmm"``. ``"gmm"``: the paper's start, a
         diagonal Gaussian mixture on the codes (ten restarts, the most likely
         kept). Either way the joint phase begins with an anchored warm-up on that
-        partition. See the user guide for the measured difference.
+        partition (except in a fit continued by ``warm_start``). See the user
+        guide for the measured difference.
 
     pretrain_epochs : int or "auto", default="auto"
         Epochs of autoencoder pretraining; 0 skips it. ``"auto"`` gives one
@@ -202,14 +203,14 @@ class VaDEClustering(
         included; 0 stops after the mixture initialisation. The warm-up gets one
         step per sample (at most 1000 steps) and at least 10 epochs, and at most
         half of an explicit ``max_epochs``. ``"auto"`` gives the
-        warm-up plus 50 epochs (143 + 50 on 1797 samples, 10 + 50 on 70,000).
+        warm-up plus 50 epochs (125 + 50 on 1797 samples, 10 + 50 on 70,000).
 
     batch_size : int, default=256
         Minibatch size of both training phases (capped at the number of samples).
 
     learning_rate : float, default=1e-4
         Adam's step size in the joint phase; pretraining uses ten times this value.
-        Both decay by 1% per epoch.
+        Both decay by 1% per epoch, except during the anchored warm-up.
 
     reconstruction_weight : float, default=1.0
         Weight of the reconstruction term ``E_q[log p(x|z)]`` in the training
@@ -283,7 +284,8 @@ class VaDEClustering(
         with the reconstruction weighted), ``label_change`` (fraction of samples
         that changed cluster), ``init_agreement`` (adjusted Rand index between the
         epoch's partition and the initial one: a label-free measure of how far the
-        joint phase moved from its start), ``warmup`` (whether the epoch was part
+        joint phase moved from its start; None in a fit continued by
+        ``warm_start``), ``warmup`` (whether the epoch was part
         of the anchored warm-up, whose ``elbo`` uses the anchored ``q(c|x)``),
         ``min_weight`` (smallest pi), ``occupancy`` (samples per component, by
         argmax gamma) and ``n_empty`` (components with none).
@@ -460,7 +462,13 @@ class VaDEClustering(
             )
         if fitted["likelihood"] == "bernoulli":
             resolve_likelihood("bernoulli", X)  # X must still lie in [0, 1]
-        return config._replace(likelihood=fitted["likelihood"])
+        # a continued fit has no initial partition, so no anchored warm-up: the
+        # "auto" budget is the joint epochs alone
+        max_epochs = config.max_epochs
+        if self.max_epochs == "auto":
+            max_epochs -= config.warmup_epochs
+        return config._replace(likelihood=fitted["likelihood"], warmup_epochs=0,
+                               max_epochs=max_epochs)
 
     def _fit(self, X, pretrained=None):
         continuing = self.warm_start and hasattr(self, "_state")
@@ -538,7 +546,10 @@ class VaDEClustering(
                                                    torch.float32), strict=False)
                 pretrain_losses = list(pretrained.losses)
             clock.lap("pretraining")
-            start = initialise_mixture(net, X_train, config, rng)
+            # after an interrupted pretraining, the quick start (no UMAP)
+            start = initialise_mixture(
+                net, X_train,
+                config._replace(init_params="gmm") if interrupted else config, rng)
             anchor = start.labels
             clock.lap("initialisation")
         train = train_vade(net, X_train, config, generator, progress, max_epochs,

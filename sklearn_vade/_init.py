@@ -154,14 +154,13 @@ def cluster_moments(codes, labels, n_clusters):
             means[c] = members.mean(axis=0)
             variances[c] = members.var(axis=0) + REG_COVAR
         else:
-            means[c] = members[0] if len(members) else np.nan
+            means[c] = members[0] if len(members) else 0.0  # empty: set below
             variances[c] = overall
     empty = np.flatnonzero(counts == 0)
     if len(empty):
-        occupied = counts > 0
-        distance = np.where(occupied[labels], np.sum(
-            (codes - np.nan_to_num(means[labels])) ** 2, axis=1), -np.inf)
-        far = np.argsort(-distance)[:len(empty)]
+        # every sample's own cluster is occupied, so its mean is set
+        distance = np.sum((codes - means[labels]) ** 2, axis=1)
+        far = np.argsort(-distance, kind="stable")[:len(empty)]
         means[empty] = codes[far]
     weights = np.maximum(counts, 1.0)
     return weights / weights.sum(), means, variances

@@ -280,6 +280,8 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
             config.reconstruction_weight, log_q)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if warming:  # pi is held: the optimiser skips a parameter without gradient
+            net.prior.pi_value.grad = None
         optimizer.step()
         if not warming:
             net.prior.em_step(gamma, config.em_rate)
@@ -320,8 +322,8 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
 
     def lr_factor(epoch):  # constant during the warm-up, then steps
         after = epoch + 1 - warmup_epochs
-        return (config.lr_step_factor if after > 0 and after % config.lr_step_epochs == 0
-                else 1.0)
+        stepping = after > 0 and after % config.lr_step_epochs == 0
+        return config.lr_step_factor if stepping else 1.0
 
     result = run_epochs(_IndexedRows(X), config, n_epochs, step, generator, progress,
                         "training", optimizer, net, on_epoch_end, on_rollback,

@@ -60,7 +60,7 @@ LR_FLOOR_FACTOR = 0.0
 MIN_TRAIN_EPOCHS_BEFORE_STOP = 0
 # The anchored warm-up gets one optimiser step per sample, at most MAX_WARMUP_STEPS,
 # and at least MIN_WARMUP_EPOCHS epochs ("auto" max_epochs adds it to the joint
-# budget; an explicit max_epochs gives it at most half of the epochs): 143 epochs
+# budget; an explicit max_epochs gives it at most half of the epochs): 125 epochs
 # on the digits, 10 on MNIST.
 MAX_WARMUP_STEPS = 1000
 MIN_WARMUP_EPOCHS = 10
