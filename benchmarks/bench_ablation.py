@@ -60,6 +60,8 @@ VARIANTS = {
                                                      "warmup_epochs": "steps"}),
     "umap-anchor-strong": dict(init_params="umap", warmup_epochs="steps",
                                **STRONG_REGIME),
+    "umap-anchor-hot": dict(init_params="umap", warmup_learning_rate=1e-3,
+                            **{**PAPER_REGIME, "warmup_epochs": "steps"}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,
                                                    "warmup_epochs": "steps"}),
 }
@@ -138,6 +140,8 @@ def run(name, seed, variant, cache_dir):
         **{f"final_{k}": v for k, v in score(y, final).items()},
         "init_agreement": train.history[-1]["init_agreement"] if train.history
         else None,
+        "warmup_agreement": next((h["init_agreement"] for h in
+                                  reversed(train.history) if h["warmup"]), None),
         "n_empty": int(K - np.unique(final).size),
         "n_epochs": train.n_epochs,
         "elbo": train.history[-1]["elbo"] if train.history else None,

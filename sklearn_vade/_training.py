@@ -239,7 +239,9 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     cluster together under its Gaussian before gamma = p(c|z) takes over. After the
     warm-up, gamma as usual.
 
-    After the warm-up, the learning rate is multiplied by ``config.lr_step_factor``
+    Adam's step is ``config.warmup_learning_rate`` during the warm-up and
+    ``config.learning_rate`` after it, when it is multiplied by
+    ``config.lr_step_factor``
     every ``config.lr_step_epochs`` epochs, down to ``config.lr_floor``. Converged
     when, after an epoch and no earlier than ``config.min_epochs`` epochs after the
     warm-up (and not in its first epoch), fewer than
@@ -250,8 +252,10 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     partition with the initial one (adjusted Rand index), the smallest weight and
     the occupancy of each component.
     """
+    warmup_epochs = config.warmup_epochs if anchor is not None else 0
     params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, config.learning_rate)
+    optimizer = make_optimizer(params, config.warmup_learning_rate if warmup_epochs
+                               else config.learning_rate)
     n_samples = X.shape[0]
     n_components = net.prior.mu_c.shape[0]
     labels = torch.full((n_samples,), -1, dtype=torch.long, device=X.device)
@@ -260,7 +264,6 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     latent_dim = net.mu_head.out_features
     history = []
     state = {"converged": False}
-    warmup_epochs = config.warmup_epochs if anchor is not None else 0
     if anchor is not None:
         anchor = torch.as_tensor(np.asarray(anchor), dtype=torch.long)
         smoothed = torch.full((n_components, n_components),
@@ -322,6 +325,8 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
 
     def lr_factor(epoch):  # constant during the warm-up, then steps
         after = epoch + 1 - warmup_epochs
+        if after == 0:  # the warm-up's last epoch: on to the joint phase's step
+            return config.learning_rate / config.warmup_learning_rate
         stepping = after > 0 and after % config.lr_step_epochs == 0
         return config.lr_step_factor if stepping else 1.0
 

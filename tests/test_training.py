@@ -164,3 +164,35 @@ def test_convergence_waits_for_the_end_of_the_warm_up():
                         start.labels)
     # the first epoch after the warm-up has no previous gamma partition to compare
     assert result.converged and result.n_epochs == 3 + 2
+
+
+def test_warm_up_has_its_own_step_then_the_schedule_starts(monkeypatch):
+    from sklearn_vade import _training
+
+    net, X, config, generator, start = _pretrained(
+        warmup_epochs=2, warmup_learning_rate=1e-3, learning_rate=1e-4,
+        lr_step_epochs=2, lr_step_factor=0.5, lr_floor=0.0, tol=0.0)
+    optimizers = []
+    make = _training.make_optimizer
+
+    def recording(params, lr):
+        optimizers.append(make(params, lr))
+        return optimizers[-1]
+
+    monkeypatch.setattr(_training, "make_optimizer", recording)
+    seen = []
+    original = _training.run_epochs
+
+    def watching(*args, **kwargs):
+        on_epoch_end = args[9]
+
+        def record(epoch, loss):
+            seen.append(optimizers[0].param_groups[0]["lr"])
+            return on_epoch_end(epoch, loss)
+
+        return original(*args[:9], record, *args[10:], **kwargs)
+
+    monkeypatch.setattr(_training, "run_epochs", watching)
+    train_vade(net, X, config, generator, progress_factory(0), 6, start.labels)
+    # (the rate after each epoch) warm-up at 1e-3, then 1e-4 halved every 2 epochs
+    np.testing.assert_allclose(seen, [1e-3, 1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5])
