@@ -265,12 +265,12 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     history = []
     state = {"converged": False}
     if anchor is not None:
-        anchor = torch.as_tensor(np.asarray(anchor), dtype=torch.long)
+        anchor = np.asarray(anchor)  # kept as numpy for the per-epoch ARI
+        anchor_device = torch.as_tensor(anchor, dtype=torch.long, device=X.device)
         smoothed = torch.full((n_components, n_components),
                               ANCHOR_SMOOTHING / n_components)
         smoothed += (1.0 - ANCHOR_SMOOTHING) * torch.eye(n_components)
         log_anchor = torch.log(smoothed).to(X.device)
-        anchor_device = anchor.to(X.device)
 
     def step(x_and_idx):
         x, idx = x_and_idx
@@ -304,7 +304,7 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
             "epoch": epoch, "elbo": float(sum(terms)), "objective": -mean_loss,
             **dict(zip(TERM_NAMES, terms)), "label_change": changed,
             "init_agreement": (None if anchor is None else
-                               float(adjusted_rand_score(anchor.numpy(), current))),
+                               float(adjusted_rand_score(anchor, current))),
             "warmup": epoch < warmup_epochs,
             "min_weight": float(net.prior.weights.detach().min()),
             "n_empty": sum(count == 0 for count in occupancy),
