@@ -6,14 +6,19 @@ estimator refuses) ends with one line on stderr and exit status 2, never a trace
 
 import argparse
 import csv
+import itertools
 import os
 import pickle
+import re
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
 
 from ._estimator import VaDEClustering
 
@@ -98,13 +103,17 @@ def _read_csv(path, delimiter):
     """Parse a numeric CSV; a first row without any number in it is a header.
 
     A first row with both numbers and other cells (e.g. a missing value) is data,
-    so that its bad cell is reported rather than the row silently skipped.
+    so that its bad cell is reported rather than the row silently skipped. A first
+    data row (or header) whose cells are numbers joined by another delimiter is
+    refused with the ``--delimiter`` to pass: it is neither a header nor data.
     """
     with open(path, newline="", encoding=_CSV_ENCODING) as f:
-        first = next(csv.reader(f, delimiter=delimiter), None)
-    if first is None:
+        rows = list(itertools.islice(csv.reader(f, delimiter=delimiter), 2))
+    if not rows:
         raise CLIError(f"'{path}' is empty")
-    header = not any(_is_number(cell) for cell in first)
+    header = not any(_is_number(cell) for cell in rows[0])
+    for line_number, row in enumerate(rows[:1 + int(header)], start=1):
+        _check_delimiter(path, delimiter, line_number, row)
     try:
         with warnings.catch_warnings():
             # a header and no data: numpy warns, then the row check below refuses
@@ -115,6 +124,29 @@ def _read_csv(path, delimiter):
         _explain_csv_error(path, delimiter, header)
         raise
     return X
+
+
+# Delimiters that a file given without the right --delimiter may use instead. Not
+# ',': in a ';'-separated file '1,5' is more likely a decimal comma than two cells.
+_OTHER_DELIMITERS = (";", "\t")
+
+
+def _delimiter_name(delimiter):
+    return "tab" if delimiter == "\t" else repr(delimiter)
+
+
+def _check_delimiter(path, delimiter, line_number, row):
+    """Refuse a row whose cell is numbers joined by another delimiter."""
+    for other in _OTHER_DELIMITERS:
+        if other == delimiter:
+            continue
+        for cell in row:
+            pieces = [piece for piece in cell.split(other) if piece.strip()]
+            if len(pieces) > 1 and all(_is_number(piece) for piece in pieces):
+                raise CLIError(
+                    f"'{path}' line {line_number} looks {_delimiter_name(other)}-"
+                    f"separated, not {_delimiter_name(delimiter)}-separated: pass "
+                    f"--delimiter {_delimiter_name(other)}")
 
 
 def _explain_csv_error(path, delimiter, header):
@@ -201,6 +233,12 @@ def load_model(path):
     if not isinstance(model, VaDEClustering):
         raise CLIError(f"'{path}' does not hold a VaDEClustering model "
                        f"(found {type(model).__name__})")
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise CLIError(f"'{path}' holds a VaDEClustering model that was never "
+                       "fitted; save a fitted one with 'sklearn-vade fit DATA -k K "
+                       "-o labels.csv --save-model FILE'") from None
     return model
 
 
@@ -215,6 +253,8 @@ def _import_skops():
 
 # ------------------------------------------------------------------- commands
 def _hidden_layer_sizes(text):
+    if text.strip().lower() == "none":  # no hidden layer: linear encoder and decoder
+        return ()
     try:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
@@ -223,7 +263,21 @@ def _hidden_layer_sizes(text):
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive integers, got {text!r}")
+    if not sizes:
+        raise argparse.ArgumentTypeError(
+            f"expected at least one layer width, e.g. 64,64 (or 'none' for a "
+            f"linear network); got {text!r}")
     return sizes
+
+
+def _delimiter(text):
+    """One character; ``tab`` (or a typed backslash-t) for a tab."""
+    if text in ("tab", "\\t"):
+        return "\t"
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(
+            f"expected one character, or tab, got {text!r}")
+    return text
 
 
 def _int_or_auto(text):
@@ -234,6 +288,33 @@ def _int_or_auto(text):
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected an integer or 'auto', got {text!r}") from None
+
+
+# "The 'max_epochs' parameter of VaDEClustering must be X. Got V instead."
+_PARAMETER_ERROR = re.compile(
+    r"The '(?P<name>\w+)' parameter of \w+ must be (?P<expected>.*)\. "
+    r"Got (?P<got>.*) instead\.", re.DOTALL)
+# scikit-learn's names of the constraints, as a command-line user reads them
+_CONSTRAINT_WORDS = ((r"a str among \{'auto'\}", "'auto'"),
+                     (r"\ban int\b", "an integer"), (r"\ba float\b", "a number"),
+                     (r", an instance of '[\w.]+' or None$", ""))
+
+
+def _validate_options(model):
+    """The estimator's parameter checks, before any data is read, with the flag the
+    user typed (--max-epochs) in place of the parameter's name (max_epochs)."""
+    try:
+        model._validate_params()
+    except InvalidParameterError as exc:
+        match = _PARAMETER_ERROR.fullmatch(str(exc))
+        if match is None:
+            raise
+        expected = match["expected"]
+        for pattern, words in _CONSTRAINT_WORDS:
+            expected = re.sub(pattern, words, expected)
+        flag = "--" + match["name"].replace("_", "-")
+        raise CLIError(f"argument {flag}: expected {expected}, got "
+                       f"{match['got']}") from None
 
 
 def _verbosity(args):
@@ -253,7 +334,6 @@ def cmd_fit(args):
     _check_writable(args.output, args.proba, args.save_model)
     if args.save_model and Path(args.save_model).suffix.lower() == ".skops":
         _import_skops()  # fail now, not after the fit
-    X = read_data(args.data, args.delimiter, args.npz_key)
     model = VaDEClustering(
         n_clusters=args.n_clusters, latent_dim=args.latent_dim,
         hidden_layer_sizes=args.hidden_layer_sizes, likelihood=args.likelihood,
@@ -265,6 +345,8 @@ def cmd_fit(args):
         tol=args.tol,
         device=args.device, random_state=args.random_state,
         verbose=_verbosity(args))
+    _validate_options(model)
+    X = read_data(args.data, args.delimiter, args.npz_key)
     start = time.perf_counter()
     model.fit(X)
     seconds = time.perf_counter() - start
@@ -294,6 +376,10 @@ def cmd_predict(args):
     print(f"predicted {X.shape[0]} rows; labels written to {args.output}")
 
 
+DEMO_NEXT = ("next: cluster your own data with 'sklearn-vade fit your.csv -k K -o "
+             "labels.csv' ('sklearn-vade fit --help' for the options and a size hint)")
+
+
 def cmd_demo(args):
     import torch
     from sklearn.cluster import KMeans
@@ -320,6 +406,7 @@ def cmd_demo(args):
               f"{adjusted_rand_score(y, labels):6.3f} {seconds:7.1f}", flush=True)
     if args.figure:
         _draw_samples(vade, args.figure, args.seed)
+    print(DEMO_NEXT)
 
 
 def _draw_samples(vade, path, seed):
@@ -359,11 +446,22 @@ def _add_data_options(parser):
     parser.add_argument("data", metavar="DATA",
                         help="CSV (a header row is detected), .npy or .npz file; rows "
                         "are samples, columns features")
-    parser.add_argument("--delimiter", default=",",
-                        help="CSV field delimiter (default: ',')")
+    parser.add_argument("--delimiter", type=_delimiter, default=",",
+                        help="CSV field delimiter: one character, or tab (default: "
+                        "',')")
     parser.add_argument("--npz-key", default=None,
                         help="array to read from a .npz (default: 'X', or its only "
                         "array)")
+
+
+# Figures from benchmarks/results/digits.md and datasets.md (2 threads, 2026-11).
+FIT_SIZE_HINT = (
+    "Size and time: the default network (500,500,2000) is the paper's, sized for "
+    "images; it fits scikit-learn's digits (1,797 rows x 64 features) in one to "
+    "three minutes on 2 CPU threads, and the time grows with the number of rows. "
+    "For tabular data with tens of features, start with a smaller, faster network, "
+    "e.g. --hidden-layer-sizes 64,64 with a --latent-dim well below the number of "
+    "features.")
 
 
 def build_parser():
@@ -374,7 +472,8 @@ def build_parser():
 
     fit = sub.add_parser("fit", help="fit VaDE on a data file and write its labels",
                          description="Fit VaDEClustering on DATA and write one cluster "
-                         "label per row. Options mirror the estimator's parameters.")
+                         "label per row. Options mirror the estimator's parameters.",
+                         epilog=FIT_SIZE_HINT)
     _add_data_options(fit)
     fit.add_argument("--n-clusters", "-k", type=int, required=True,
                      help="number of clusters")
@@ -391,7 +490,8 @@ def build_parser():
                      help="dimension of the latent space (default: %(default)s)")
     fit.add_argument("--hidden-layer-sizes", type=_hidden_layer_sizes,
                      default=defaults["hidden_layer_sizes"],
-                     help="encoder widths, comma-separated (default: 500,500,2000)")
+                     help="encoder widths, comma-separated; 'none' for no hidden "
+                     "layer (a linear network) (default: 500,500,2000)")
     fit.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"],
                      default=defaults["likelihood"],
                      help="p(x|z): bernoulli for data in [0, 1], gaussian for "

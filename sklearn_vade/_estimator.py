@@ -162,7 +162,8 @@ class VaDEClustering(
         Dimension of the latent space z.
 
     hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
-        Widths of the encoder's hidden layers; the decoder mirrors them.
+        Widths of the encoder's hidden layers; the decoder mirrors them. An empty
+        tuple gives a linear encoder and decoder.
 
     likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
         The decoder's distribution ``p(x|z)``. ``"bernoulli"`` needs X in [0, 1].

@@ -1,7 +1,9 @@
 """The command line, driven as a subprocess on real files."""
 
+import argparse
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -13,9 +15,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_vade import VaDEClustering, _cli
 
-# A small network and a short schedule: these tests are about the command line.
+# A small network, a short schedule and the quick start (no UMAP to compile in each
+# subprocess): these tests are about the command line.
 FAST = ["--hidden-layer-sizes", "32,32", "--latent-dim", "4", "--pretrain-epochs", "5",
-        "--max-epochs", "5", "--random-state", "0"]
+        "--max-epochs", "5", "--init-params", "gmm", "--random-state", "0"]
 
 
 def run_cli(*args, check=True):
@@ -82,8 +85,10 @@ def test_cli_fit_equals_the_estimator(fitted_files, small_digits):
     with open(out / "model.pkl", "rb") as f:
         model = pickle.load(f)
     assert model.get_params()["hidden_layer_sizes"] == (32, 32)
+    assert model.get_params()["init_params"] == "gmm"
     est = VaDEClustering(n_clusters=5, hidden_layer_sizes=(32, 32), latent_dim=4,
-                         pretrain_epochs=5, max_epochs=5, random_state=0)
+                         pretrain_epochs=5, max_epochs=5, init_params="gmm",
+                         random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(small_digits[0])  # multiples of 1/16: exact in the CSV
@@ -193,9 +198,40 @@ def test_estimator_errors_are_one_line(tmp_path):
     np.savetxt(path, np.random.RandomState(0).rand(3, 2), delimiter=",")
     result = run_cli("fit", path, "-k", 5, "-o", tmp_path / "l.csv", check=False)
     assert_one_line_error(result, "n_samples=3 should be >= n_clusters=5")
-    result = run_cli("fit", path, "-k", 2, "--learning-rate", "-1", "-o",
+
+
+def test_parameter_errors_name_the_flag(tmp_path):
+    """Bad option values are refused before the data is read (here it does not
+    exist), naming the flag the user typed, not the estimator's parameter."""
+    missing = tmp_path / "nope.csv"
+    result = run_cli("fit", missing, "-k", 2, "--learning-rate", "-1", "-o",
                      tmp_path / "l.csv", check=False)
-    assert_one_line_error(result, "learning_rate")
+    assert_one_line_error(result, "sklearn-vade: error: argument --learning-rate: "
+                          "expected a number in the range (0.0, inf), got -1.0")
+    result = run_cli("fit", missing, "-k", 2, "--max-epochs", "-1", "-o",
+                     tmp_path / "l.csv", check=False)
+    assert_one_line_error(result, "sklearn-vade: error: argument --max-epochs: "
+                          "expected an integer in the range [0, inf) or 'auto', got -1")
+    assert "max_epochs" not in result.stderr
+
+
+def test_predict_refuses_an_unfitted_or_foreign_model(tmp_path):
+    data = _write(tmp_path / "x.csv", "1,2\n3,4\n")
+    with open(tmp_path / "unfitted.pkl", "wb") as f:
+        pickle.dump(VaDEClustering(n_clusters=2), f)
+    result = run_cli("predict", tmp_path / "unfitted.pkl", data, "-o",
+                     tmp_path / "l.csv", check=False)
+    assert_one_line_error(
+        result, "unfitted.pkl' holds a VaDEClustering model that was never fitted; "
+        "save a fitted one with 'sklearn-vade fit DATA -k K -o labels.csv "
+        "--save-model FILE'")
+    with open(tmp_path / "dict.pkl", "wb") as f:
+        pickle.dump({"weights": [0.5, 0.5]}, f)
+    result = run_cli("predict", tmp_path / "dict.pkl", data, "-o",
+                     tmp_path / "l.csv", check=False)
+    assert_one_line_error(result, "dict.pkl' does not hold a VaDEClustering model "
+                          "(found dict)")
+    assert not (tmp_path / "l.csv").exists()
 
 
 def test_predict_with_wrong_number_of_features(fitted_files, tmp_path):
@@ -220,6 +256,52 @@ def test_help_documents_every_estimator_parameter():
     assert all(cmd in run_cli("--help").stdout for cmd in ("fit", "predict", "demo"))
 
 
+def test_fit_help_gives_a_size_hint():
+    help_text = " ".join(run_cli("fit", "--help").stdout.split())  # unwrapped
+    assert ("Size and time: the default network (500,500,2000) is the paper's, sized "
+            "for images; it fits scikit-learn's digits (1,797 rows x 64 features) in "
+            "one to three minutes on 2 CPU threads") in help_text
+    assert ("For tabular data with tens of features, start with a smaller, faster "
+            "network, e.g. --hidden-layer-sizes 64,64") in help_text
+
+
+def test_empty_hidden_layer_sizes_is_refused_unless_named(tmp_path):
+    data = _write(tmp_path / "x.csv", "1,2\n3,4\n")
+    for sizes in ("", ","):
+        result = run_cli("fit", data, "-k", 2, "-o", tmp_path / "l.csv",
+                         "--hidden-layer-sizes", sizes, check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            "sklearn-vade fit: error: argument --hidden-layer-sizes: expected at "
+            f"least one layer width, e.g. 64,64 (or 'none' for a linear network); "
+            f"got {sizes!r}")
+    assert not (tmp_path / "l.csv").exists()
+    # asked for by name, no hidden layer is the estimator's linear network
+    assert _cli._hidden_layer_sizes("none") == ()
+    assert _cli._hidden_layer_sizes(" None ") == ()
+
+
+def test_demo_ends_with_what_to_try_next(monkeypatch, capsys):
+    """The demo, with a tiny network in place of the default, prints the next step
+    last."""
+    import torch
+
+    def tiny_vade(**params):
+        return VaDEClustering(**params, hidden_layer_sizes=(8,), latent_dim=2,
+                              pretrain_epochs=1, max_epochs=1, init_params="gmm")
+
+    monkeypatch.setattr(_cli, "VaDEClustering", tiny_vade)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _cli.cmd_demo(argparse.Namespace(seed=0, figure="", verbose=0))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("KMeans")
+    assert lines[-1] == ("next: cluster your own data with 'sklearn-vade fit your.csv "
+                         "-k K -o labels.csv' ('sklearn-vade fit --help' for the "
+                         "options and a size hint)")
+
+
 def test_console_script_is_installed():
     script = shutil.which("sklearn-vade")
     if script is None:
@@ -239,6 +321,59 @@ def test_read_data_detects_header(tmp_path):
     np.testing.assert_array_equal(_cli.read_data(path), [[1, 2]])
     path = _write(tmp_path / "n.csv", "1e-3,2\n-3,4.5\n")
     np.testing.assert_array_equal(_cli.read_data(path), [[1e-3, 2], [-3, 4.5]])
+
+
+@pytest.mark.parametrize("content, delimiter, message", [
+    ("1;2\n3;4\n", ",", "line 1 looks ';'-separated, not ','-separated: pass "
+     "--delimiter ';'"),
+    ("x;y\n1;2\n3;4\n", ",", "line 2 looks ';'-separated, not ','-separated: pass "
+     "--delimiter ';'"),
+    ("1\t2\n3\t4\n", ",", "line 1 looks tab-separated, not ','-separated: pass "
+     "--delimiter tab"),
+    ("x\ty\n1\t2\n", ";", "line 2 looks tab-separated, not ';'-separated: pass "
+     "--delimiter tab"),
+    ("1,5;2,5\n3,5;4,5\n", ",", "line 1 looks ';'-separated"),
+])
+def test_read_data_suggests_the_delimiter(content, delimiter, message, tmp_path):
+    """A file separated by another delimiter is refused with the --delimiter to
+    pass, never read with its first row silently taken as a header."""
+    path = _write(tmp_path / "d.csv", content)
+    with pytest.raises(_cli.CLIError, match=re.escape(f"'{path}' {message}")):
+        _cli.read_data(path, delimiter)
+
+
+def test_read_data_with_the_suggested_delimiter(tmp_path):
+    path = _write(tmp_path / "d.csv", "x;y\n1;2\n3;4\n")
+    np.testing.assert_array_equal(_cli.read_data(path, ";"), [[1, 2], [3, 4]])
+    # one column whose header holds a ';' but no number is a header, as before
+    path = _write(tmp_path / "one.csv", "weight;kg\n3.5\n4\n")
+    np.testing.assert_array_equal(_cli.read_data(path), [[3.5], [4]])
+
+
+def test_fit_suggests_the_delimiter(tmp_path):
+    path = _write(tmp_path / "semi.csv", "1;2\n3;4\n5;6\n")
+    result = run_cli("fit", path, "-k", 2, "-o", tmp_path / "l.csv", *FAST,
+                     check=False)
+    assert_one_line_error(result, "semi.csv' line 1 looks ';'-separated, not "
+                          "','-separated: pass --delimiter ';'")
+    assert not (tmp_path / "l.csv").exists()
+
+
+def test_delimiter_option(capsys):
+    """--delimiter takes one character, or tab (also as a typed backslash-t)."""
+    parser = _cli.build_parser()
+    for text in ("tab", "\\t", "\t"):
+        args = parser.parse_args(["fit", "x.csv", "-k", "2", "-o", "l.csv",
+                                  "--delimiter", text])
+        assert args.delimiter == "\t"
+    assert parser.parse_args(["predict", "m.pkl", "x.csv", "-o", "l.csv",
+                              "--delimiter", ";"]).delimiter == ";"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["fit", "x.csv", "-k", "2", "-o", "l.csv", "--delimiter",
+                           ";;"])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "sklearn-vade fit: error: argument --delimiter: expected one character, or "
+        "tab, got ';;'")
 
 
 @pytest.mark.slow

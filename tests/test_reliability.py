@@ -314,7 +314,8 @@ _SIGINT_SCRIPT = textwrap.dedent("""
     X = load_digits().data[:300] / 16
     est = VaDEClustering(n_clusters=5, hidden_layer_sizes=(64,), latent_dim=5,
                          pretrain_epochs=5, max_epochs=100000, tol=0.0,
-                         batch_size=32, random_state=0, verbose=2)
+                         batch_size=32, init_params="gmm", random_state=0,
+                         verbose=2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est.fit(X)
