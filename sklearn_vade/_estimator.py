@@ -64,6 +64,7 @@ class _Run(NamedTuple):
     evaluation: object  # the deterministic pass over the training data
     interrupted: object  # None, or the phase that a KeyboardInterrupt stopped
     recoveries: int
+    kept_epochs: object = None  # see TrainResult
 
 
 class _Prepared(NamedTuple):
@@ -274,7 +275,9 @@ class VaDEClustering(
         Whether the joint training met ``tol`` before ``max_epochs``.
 
     n_iter_ : int
-        Number of joint-training epochs run.
+        Number of joint-training epochs run. When the last epochs emptied a
+        component, the model kept is that of the last epoch in which every
+        component held samples (with a ConvergenceWarning naming it).
 
     history_ : list of dict
         One record per training epoch, for diagnostics: ``elbo`` (mean over the
@@ -570,7 +573,8 @@ class VaDEClustering(
                     timings=clock.laps,
                     evaluation=evaluation,
                     interrupted=interrupted,
-                    recoveries=recoveries + train.recoveries)
+                    recoveries=recoveries + train.recoveries,
+                    kept_epochs=train.kept_epochs)
 
     def _set_fitted_state(self, run, X, config, offset, scale):
         """Keep the best run, put occupied components first, run a final E-step."""
@@ -617,10 +621,19 @@ class VaDEClustering(
                 stacklevel=6,
             )
         elif not run.converged and config.max_epochs > 0:
+            if self.max_epochs == "auto":
+                advice = (
+                    "With the 'auto' budget this is common: the samples still "
+                    "moving lie on borders between clusters (on the digits, 300 "
+                    "joint epochs instead of 50 moved the median accuracy by 0.002). "
+                    "history_ shows label_change per epoch; raise tol to stop "
+                    "earlier, or max_epochs to train longer.")
+            else:
+                advice = "Increase max_epochs, or raise tol."
             warnings.warn(
                 f"VaDEClustering did not converge: more than tol={self.tol} of the "
-                f"samples still changed cluster after max_epochs={config.max_epochs} "
-                "epochs. Increase max_epochs, or raise tol.",
+                f"samples still changed cluster after {config.max_epochs} epochs. "
+                + advice,
                 ConvergenceWarning,
                 stacklevel=6,
             )
@@ -630,6 +643,18 @@ class VaDEClustering(
                 "time(s); each time it was rolled back to the last good state and "
                 "continued with half the learning rate. A lower learning_rate may "
                 "train faster.",
+                ConvergenceWarning,
+                stacklevel=6,
+            )
+        if run.kept_epochs is not None:
+            last = run.history[-1]
+            warnings.warn(
+                f"VaDEClustering's joint training emptied {last['n_empty']} of the "
+                f"{config.n_clusters} components by its last epoch; the model kept "
+                f"is that after epoch {run.kept_epochs} of {run.n_iter}, the last in "
+                "which every component held samples (history_ shows the drift: "
+                "n_empty, init_agreement). The data may have fewer clusters; a "
+                "smaller n_clusters, or a smaller max_epochs, avoids it.",
                 ConvergenceWarning,
                 stacklevel=6,
             )

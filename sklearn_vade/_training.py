@@ -16,13 +16,16 @@ from ._utils import autocast, iter_batches
 
 class TrainResult(NamedTuple):
     """What the joint phase did: per-epoch history, epochs run, convergence, whether
-    it was interrupted, and how many epochs were rolled back as non-finite."""
+    it was interrupted, how many epochs were rolled back as non-finite, and the
+    epochs of the model kept when the last epochs emptied a component (None: the
+    last epoch's model)."""
 
     history: list
     n_epochs: int
     converged: bool
     interrupted: bool
     recoveries: int
+    kept_epochs: object = None
 
 
 class Evaluation(NamedTuple):
@@ -222,9 +225,6 @@ def negative_elbo(net, x, eps, likelihood, compute_dtype=None,
     return -objective.mean(), torch.exp(log_gamma.detach()), labels, term_means
 
 
-# Weight of q(c|x) spread evenly over the components during the anchored warm-up.
-ANCHOR_SMOOTHING = 0.1
-
 # Names of the ELBO's five terms, in the order of _elbo.ELBOTerms, as in history_.
 TERM_NAMES = ("reconstruction", "log_prior_z", "log_prior_c", "entropy_z", "entropy_c")
 
@@ -233,10 +233,10 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     """Maximise the ELBO jointly over encoder, decoder and prior with Adam.
 
     ``anchor`` is the initial partition (labels of shape (n_samples,)). During the
-    first ``config.warmup_epochs`` epochs, ``q(c|x)`` is that partition, smoothed
-    (weight ``1 - ANCHOR_SMOOTHING`` on the sample's cluster, the rest spread
-    evenly), and pi keeps its initial value: the encoder pulls the codes of each
-    cluster together under its Gaussian before gamma = p(c|z) takes over. After the
+    first ``config.warmup_epochs`` epochs, ``q(c|x)`` is that partition (with
+    ``config.anchor_smoothing`` > 0, that weight spread evenly over all components),
+    and pi keeps its initial value: the encoder pulls the codes of each cluster
+    together under its own Gaussian before gamma = p(c|z) takes over. After the
     warm-up, gamma as usual.
 
     Adam's step is ``config.warmup_learning_rate`` during the warm-up and
@@ -251,6 +251,11 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     z), the fraction of samples that changed cluster, the agreement of the current
     partition with the initial one (adjusted Rand index), the smallest weight and
     the occupancy of each component.
+
+    A joint phase that empties components is not kept: when the last epoch left a
+    component without samples, the network goes back to the end of the last epoch
+    in which every component held some (if there was one), and ``kept_epochs``
+    says how many epochs that model had trained.
     """
     warmup_epochs = config.warmup_epochs if anchor is not None else 0
     params = [p for p in net.parameters() if p.requires_grad]
@@ -263,14 +268,16 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     term_sums = torch.zeros(len(TERM_NAMES), device=X.device)
     latent_dim = net.mu_head.out_features
     history = []
-    state = {"converged": False}
+    state = {"converged": False, "full": None}  # full: (epochs, network state)
     if anchor is not None:
         anchor = np.asarray(anchor)  # kept as numpy for the per-epoch ARI
         anchor_device = torch.as_tensor(anchor, dtype=torch.long, device=X.device)
-        smoothed = torch.full((n_components, n_components),
-                              ANCHOR_SMOOTHING / n_components)
-        smoothed += (1.0 - ANCHOR_SMOOTHING) * torch.eye(n_components)
-        log_anchor = torch.log(smoothed).to(X.device)
+        smoothing = config.anchor_smoothing
+        q_anchor = torch.full((n_components, n_components), smoothing / n_components)
+        q_anchor += (1.0 - smoothing) * torch.eye(n_components)
+        # log 0 = -inf off the partition when unsmoothed: the bound's terms take
+        # 0 log 0 = 0 and weight nothing by a q of 0
+        log_anchor = torch.log(q_anchor).to(X.device)
 
     def step(x_and_idx):
         x, idx = x_and_idx
@@ -313,10 +320,15 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
         state["converged"] = (epoch > warmup_epochs
                               and epoch + 1 >= warmup_epochs + config.min_epochs
                               and changed < config.tol)
+        if history[-1]["n_empty"] == 0:  # a model with every component in use
+            state["full"] = (epoch + 1, {k: v.detach().clone()
+                                         for k, v in net.state_dict().items()})
         return state["converged"]
 
     def on_rollback(n_kept):
         del history[n_kept:]
+        if state["full"] is not None and state["full"][0] > n_kept:
+            state["full"] = None
         term_sums.zero_()
         state["converged"] = False
         # the labels of the kept epoch are gone: as at the start, the first epoch
@@ -333,9 +345,13 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     result = run_epochs(_IndexedRows(X), config, n_epochs, step, generator, progress,
                         "training", optimizer, net, on_epoch_end, on_rollback,
                         lr_factor, config.lr_floor)
+    kept_epochs = None
+    if history and history[-1]["n_empty"] and state["full"] is not None:
+        kept_epochs, full_state = state["full"]
+        net.load_state_dict(full_state)
     return TrainResult(history=history, n_epochs=len(history),
                        converged=state["converged"], interrupted=result.interrupted,
-                       recoveries=result.recoveries)
+                       recoveries=result.recoveries, kept_epochs=kept_epochs)
 
 
 class _IndexedRows:

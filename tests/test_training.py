@@ -5,18 +5,14 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 
-from sklearn_vade import VaDEClustering, _elbo
+from sklearn_vade import VaDEClustering, _elbo, _training
 from sklearn_vade._init import initialise_mixture
 from sklearn_vade._pretrain import pretrain_autoencoder
 from sklearn_vade._progress import progress_factory
-from sklearn_vade._training import (
-    ANCHOR_SMOOTHING,
-    negative_elbo,
-    run_epochs,
-    train_vade,
-)
+from sklearn_vade._training import negative_elbo, run_epochs, train_vade
 from sklearn_vade._utils import torch_generator
 
 
@@ -76,8 +72,8 @@ def test_an_explicit_q_replaces_gamma_in_the_bound():
     net, X, config, _, start = _pretrained()
     x = X[:50]
     eps = torch.randn(50, 2, generator=torch.Generator().manual_seed(1))
-    K = 3
-    q = np.full((K, K), ANCHOR_SMOOTHING / K) + (1 - ANCHOR_SMOOTHING) * np.eye(K)
+    K, smoothing = 3, 0.1
+    q = np.full((K, K), smoothing / K) + (1 - smoothing) * np.eye(K)
     log_q = torch.log(torch.as_tensor(q[start.labels[:50]], dtype=torch.float32))
     loss, *_ = negative_elbo(net, x, eps, config.likelihood, log_q=log_q)
     with torch.no_grad():
@@ -90,6 +86,31 @@ def test_an_explicit_q_replaces_gamma_in_the_bound():
     torch.testing.assert_close(loss.detach(), -expected)
     gamma_loss, *_ = negative_elbo(net, x, eps, config.likelihood)
     assert not torch.isclose(loss, gamma_loss)
+
+
+def test_the_warm_up_q_is_the_partition_itself():
+    """Unsmoothed (the default), q(c|x) is one-hot: the bound is finite, and a
+    component pulls only on its own cluster's codes (moving a component no sample
+    is anchored to changes nothing)."""
+    net, X, config, _, start = _pretrained()
+    assert config.anchor_smoothing == 0.0
+    x, labels = X[:50], start.labels[:50]
+    eps = torch.randn(50, 2, generator=torch.Generator().manual_seed(1))
+    log_q = torch.log(torch.eye(3))[labels]
+    loss, *_ = negative_elbo(net, x, eps, config.likelihood, log_q=log_q)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters()
+               if p.grad is not None)
+    rows = labels != labels[0]  # the rows of the other two clusters
+    log_q = torch.log(torch.eye(3))[labels[rows]]
+    before, *_ = negative_elbo(net, x[rows], eps[rows], config.likelihood,
+                               log_q=log_q)
+    with torch.no_grad():
+        net.prior.mu_c[labels[0]] += 100.0
+    after, *_ = negative_elbo(net, x[rows], eps[rows], config.likelihood,
+                              log_q=log_q)
+    torch.testing.assert_close(before, after)
 
 
 def test_learning_rate_steps_down_to_its_floor():
@@ -196,3 +217,62 @@ def test_warm_up_has_its_own_step_then_the_schedule_starts(monkeypatch):
     train_vade(net, X, config, generator, progress_factory(0), 6, start.labels)
     # (the rate after each epoch) warm-up at 1e-3, then 1e-4 halved every 2 epochs
     np.testing.assert_allclose(seen, [1e-3, 1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5])
+
+
+def _emptying_after(n_steps, monkeypatch):
+    """Make every training step after the first ``n_steps`` push component 2 far
+    from all codes, as a joint phase that empties a component does."""
+    calls = []
+    original = _training.negative_elbo
+
+    def emptying(net, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > n_steps:
+            with torch.no_grad():
+                net.prior.mu_c[2] = 1e3
+        return original(net, *args, **kwargs)
+
+    monkeypatch.setattr(_training, "negative_elbo", emptying)
+
+
+def test_a_joint_phase_that_empties_a_component_is_not_kept(monkeypatch):
+    net, X, config, generator, start = _pretrained(warmup_epochs=0, tol=0.0)
+    steps = -(-X.shape[0] // config.batch_size)
+    _emptying_after(2 * steps, monkeypatch)  # two good epochs, then the drift
+    result = train_vade(net, X, config, generator, progress_factory(0), 4,
+                        start.labels)
+    assert [h["n_empty"] for h in result.history] == [0, 0, 1, 1]
+    assert result.kept_epochs == 2 and result.n_epochs == 4
+    assert float(net.prior.mu_c[2].detach().abs().max()) < 1e3  # drift undone
+    with torch.no_grad():  # and every component holds samples again
+        mu = net.encode(X)[0]
+        labels = _elbo.log_responsibilities(mu, net.prior.log_pi, net.prior.mu_c,
+                                            net.prior.log_var_c).argmax(1)
+    assert torch.unique(labels).numel() == 3
+
+
+def test_fit_warns_when_it_keeps_an_earlier_epoch(monkeypatch):
+    X, _ = make_blobs(n_samples=240, centers=3, n_features=5, cluster_std=1.0,
+                      random_state=1)
+    est = VaDEClustering(n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2,
+                         pretrain_epochs=5, max_epochs=4, batch_size=32, tol=0.0,
+                         init_params="gmm", random_state=0)
+    _emptying_after(3 * 8, monkeypatch)  # 8 steps per epoch: 2 warm-up + 1 more
+    with pytest.warns(ConvergenceWarning, match=r"emptied 1 of the 3 components by "
+                      r"its last epoch; the model kept is that after epoch 3 of 4"):
+        est.fit(X)
+    assert np.bincount(est.labels_, minlength=3).min() > 0
+    assert [h["n_empty"] for h in est.history_] == [0, 0, 0, 1]
+
+
+def test_convergence_warning_says_what_the_auto_budget_means(small_digits):
+    X = small_digits[0][:150]
+    common = dict(n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2,
+                  pretrain_epochs=3, tol=0.0, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"after 200 epochs\. With the "
+                      r"'auto' budget this is common: the samples still moving lie "
+                      r"on borders between clusters"):  # 150 warm-up + 50 epochs
+        VaDEClustering(**common).fit(X)
+    with pytest.warns(ConvergenceWarning, match=r"after 4 epochs\. Increase "
+                      r"max_epochs, or raise tol\.$"):
+        VaDEClustering(max_epochs=4, **common).fit(X)
