@@ -176,6 +176,7 @@ def run(name, seed, variant, cache_dir):
                                   reversed(train.history) if h["warmup"]), None),
         "n_empty": int(K - np.unique(final).size),
         "n_epochs": train.n_epochs,
+        "kept_epochs": train.kept_epochs,
         "elbo": train.history[-1]["elbo"] if train.history else None,
         "pretrain_seconds": pretrain_seconds, "init_seconds": init_seconds,
         "train_seconds": train_seconds,
