@@ -632,8 +632,8 @@ class VaDEClustering(
                 advice = "Increase max_epochs, or raise tol."
             warnings.warn(
                 f"VaDEClustering did not converge: more than tol={self.tol} of the "
-                f"samples still changed cluster after {config.max_epochs} epochs. "
-                + advice,
+                f"samples still changed cluster after max_epochs={self.max_epochs!r} "
+                f"({config.max_epochs} epochs). " + advice,
                 ConvergenceWarning,
                 stacklevel=6,
             )

@@ -376,9 +376,23 @@ def test_delimiter_option(capsys):
         "tab, got ';;'")
 
 
-@pytest.mark.slow
-def test_demo_prints_scores_and_draws_samples(tmp_path):
+def test_demo_prints_scores_and_draws_samples(tmp_path, monkeypatch, capsys):
+    """The demo's table and figure, with a tiny network in place of the default
+    (the default fit on the digits is test_estimator's
+    test_defaults_cluster_real_digits)."""
     pytest.importorskip("matplotlib")
-    result = run_cli("demo", "--figure", tmp_path / "samples.png")
-    assert "VaDE" in result.stdout and "KMeans" in result.stdout
+    import torch
+
+    def tiny_vade(**params):
+        return VaDEClustering(**params, hidden_layer_sizes=(8,), latent_dim=2,
+                              pretrain_epochs=1, max_epochs=1, init_params="gmm")
+
+    monkeypatch.setattr(_cli, "VaDEClustering", tiny_vade)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _cli.cmd_demo(argparse.Namespace(seed=0, figure=tmp_path / "samples.png",
+                                         verbose=0))
+    out = capsys.readouterr().out
+    assert "VaDE" in out and "KMeans" in out
     assert (tmp_path / "samples.png").stat().st_size > 10_000

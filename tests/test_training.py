@@ -269,10 +269,12 @@ def test_convergence_warning_says_what_the_auto_budget_means(small_digits):
     X = small_digits[0][:150]
     common = dict(n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2,
                   pretrain_epochs=3, tol=0.0, random_state=0)
-    with pytest.warns(ConvergenceWarning, match=r"after 200 epochs\. With the "
+    with pytest.warns(ConvergenceWarning, match=r"after max_epochs='auto' \(200 "
+                      r"epochs\)\. With the "
                       r"'auto' budget this is common: the samples still moving lie "
                       r"on borders between clusters"):  # 150 warm-up + 50 epochs
         VaDEClustering(**common).fit(X)
-    with pytest.warns(ConvergenceWarning, match=r"after 4 epochs\. Increase "
+    with pytest.warns(ConvergenceWarning, match=r"after max_epochs=4 \(4 epochs\)\. "
+                      r"Increase "
                       r"max_epochs, or raise tol\.$"):
         VaDEClustering(max_epochs=4, **common).fit(X)
