@@ -281,9 +281,9 @@ def test_empty_hidden_layer_sizes_is_refused_unless_named(tmp_path):
     assert _cli._hidden_layer_sizes(" None ") == ()
 
 
-def test_demo_ends_with_what_to_try_next(monkeypatch, capsys):
-    """The demo, with a tiny network in place of the default, prints the next step
-    last."""
+def _tiny_demo_model(monkeypatch):
+    """The demo with a tiny network in place of the default, on the suite's thread
+    count."""
     import torch
 
     def tiny_vade(**params):
@@ -292,6 +292,12 @@ def test_demo_ends_with_what_to_try_next(monkeypatch, capsys):
 
     monkeypatch.setattr(_cli, "VaDEClustering", tiny_vade)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+
+
+def test_demo_ends_with_what_to_try_next(monkeypatch, capsys):
+    """The demo, with a tiny network in place of the default, prints the next step
+    last."""
+    _tiny_demo_model(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         _cli.cmd_demo(argparse.Namespace(seed=0, figure="", verbose=0))
@@ -381,14 +387,7 @@ def test_demo_prints_scores_and_draws_samples(tmp_path, monkeypatch, capsys):
     (the default fit on the digits is test_estimator's
     test_defaults_cluster_real_digits)."""
     pytest.importorskip("matplotlib")
-    import torch
-
-    def tiny_vade(**params):
-        return VaDEClustering(**params, hidden_layer_sizes=(8,), latent_dim=2,
-                              pretrain_epochs=1, max_epochs=1, init_params="gmm")
-
-    monkeypatch.setattr(_cli, "VaDEClustering", tiny_vade)
-    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    _tiny_demo_model(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         _cli.cmd_demo(argparse.Namespace(seed=0, figure=tmp_path / "samples.png",
