@@ -65,6 +65,7 @@ class _Run(NamedTuple):
     interrupted: object  # None, or the phase that a KeyboardInterrupt stopped
     recoveries: int
     kept_epochs: object = None  # see TrainResult
+    emptied: int = 0  # see TrainResult
 
 
 class _Prepared(NamedTuple):
@@ -197,7 +198,7 @@ class VaDEClustering(
 
     pretrain_epochs : int or "auto", default="auto"
         Epochs of autoencoder pretraining; 0 skips it. ``"auto"`` gives one
-        gradient step per sample (at least 100, at most 1200) and between 50 and
+        gradient step per sample (at least 50, at most 1200) and between 50 and
         1000 epochs: 150 epochs on 1797 samples, 50 on 70,000.
 
     max_epochs : int or "auto", default="auto"
@@ -230,7 +231,11 @@ class VaDEClustering(
         during an epoch.
 
     device : {"auto", "cpu", "cuda"}, default="auto"
-        Where to train and predict. ``"auto"`` uses CUDA when available.
+        Where to train. ``"auto"`` uses CUDA when available. Inference
+        (``predict``, ``predict_proba``, ``transform``, ``score_samples``,
+        ``inverse_transform``, ``sample``) always runs on the CPU in float64, from
+        the fitted numpy arrays: a model fitted on a GPU predicts on machines
+        without one, and its outputs do not depend on batch size or device.
 
     random_state : int, RandomState instance or None, default=None
         Seeds numpy and a local ``torch.Generator``. Global generators are never
@@ -275,9 +280,10 @@ class VaDEClustering(
         Whether the joint training met ``tol`` before ``max_epochs``.
 
     n_iter_ : int
-        Number of joint-training epochs run. When the last epochs emptied a
-        component, the model kept is that of the last epoch in which every
-        component held samples (with a ConvergenceWarning naming it).
+        Number of joint-training epochs run. When the last epoch's model left a
+        component without samples, the model kept is the most recent one with
+        every component in use among the last five epochs whose minibatches used
+        every component (with a ConvergenceWarning naming it).
 
     history_ : list of dict
         One record per training epoch, for diagnostics: ``elbo`` (mean over the
@@ -574,7 +580,7 @@ class VaDEClustering(
                     evaluation=evaluation,
                     interrupted=interrupted,
                     recoveries=recoveries + train.recoveries,
-                    kept_epochs=train.kept_epochs)
+                    kept_epochs=train.kept_epochs, emptied=train.emptied)
 
     def _set_fitted_state(self, run, X, config, offset, scale):
         """Keep the best run, put occupied components first, run a final E-step."""
@@ -647,13 +653,12 @@ class VaDEClustering(
                 stacklevel=6,
             )
         if run.kept_epochs is not None:
-            last = run.history[-1]
             warnings.warn(
-                f"VaDEClustering's joint training emptied {last['n_empty']} of the "
+                f"VaDEClustering's joint training emptied {run.emptied} of the "
                 f"{config.n_clusters} components by its last epoch; the model kept "
-                f"is that after epoch {run.kept_epochs} of {run.n_iter}, the last in "
-                "which every component held samples (history_ shows the drift: "
-                "n_empty, init_agreement). The data may have fewer clusters; a "
+                f"is that after epoch {run.kept_epochs} of {run.n_iter}, the most "
+                "recent in which every component held samples (history_ shows the "
+                "drift: n_empty, init_agreement). The data may have fewer clusters; a "
                 "smaller n_clusters, or a smaller max_epochs, avoids it.",
                 ConvergenceWarning,
                 stacklevel=6,
@@ -725,7 +730,8 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch.
 
         Returns
         -------
@@ -738,7 +744,8 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch.
 
         Returns
         -------
@@ -753,7 +760,8 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch.
 
         Returns
         -------
@@ -806,7 +814,8 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch.
 
         Returns
         -------
@@ -820,7 +829,8 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch.
         y : Ignored
 
         Returns

@@ -2,6 +2,7 @@
 
 import math
 import time
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import clone
@@ -76,6 +77,19 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
     >>> result.bic.shape
     (3,)
     """
+    if estimator is not None and not isinstance(estimator, VaDEClustering):
+        raise TypeError(
+            "estimator must be a VaDEClustering (its parameters configure every "
+            f"candidate), got {type(estimator).__name__}. To compare other "
+            "clusterers over n_clusters, use GridSearchCV."
+        )
+    if isinstance(n_clusters_values, Integral) or not all(
+            isinstance(k, Integral) and not isinstance(k, bool)
+            for k in np.ravel(np.asarray(n_clusters_values, dtype=object))):
+        raise TypeError(
+            "n_clusters_values must be a list of integers, the candidates (e.g. "
+            f"[5, 10, 15]), got {n_clusters_values!r}."
+        )
     values = sorted({int(k) for k in n_clusters_values})
     if not values or values[0] < 1:
         raise ValueError(

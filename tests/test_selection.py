@@ -1,6 +1,7 @@
 """Choosing n_clusters with one shared pretraining, and the per-epoch diagnostics."""
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -90,6 +91,27 @@ def test_select_n_clusters_by_elbo_and_errors(blobs):
         select_n_clusters(X, [0, 2])
     with pytest.raises(ValueError, match="criterion must be 'bic', 'icl' or 'elbo'"):
         select_n_clusters(X, [2], criterion="aic")
+
+
+@pytest.mark.parametrize("values", [5, "5", [2, 3.5], [2, "3"], [True, 2]])
+def test_select_n_clusters_refuses_what_is_not_a_list_of_integers(blobs, values):
+    with pytest.raises(TypeError, match=re.escape(
+            "n_clusters_values must be a list of integers, the candidates (e.g. "
+            f"[5, 10, 15]), got {values!r}.")):
+        select_n_clusters(blobs[0], values)
+
+
+def test_select_n_clusters_refuses_another_estimator(blobs):
+    from sklearn.cluster import KMeans
+
+    with pytest.raises(TypeError, match=re.escape(
+            "estimator must be a VaDEClustering (its parameters configure every "
+            "candidate), got KMeans. To compare other clusterers over n_clusters, "
+            "use GridSearchCV.")):
+        select_n_clusters(blobs[0], [2, 3], estimator=KMeans())
+    # numpy integers and ranges are lists of integers
+    with pytest.raises(ValueError, match="at least one integer >= 1"):
+        select_n_clusters(blobs[0], np.arange(0, 3))
 
 
 def fit_small_digits(X, **params):

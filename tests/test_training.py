@@ -278,3 +278,51 @@ def test_convergence_warning_says_what_the_auto_budget_means(small_digits):
                       r"Increase "
                       r"max_epochs, or raise tol\.$"):
         VaDEClustering(max_epochs=4, **common).fit(X)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_weight_counts_as_divergence(bad):
+    """The divergence check sees one non-finite value among all the weights, even
+    when the epoch's loss was finite."""
+    net = _pretrained()[0]
+    assert not _training._diverged(1.0, 1.0, net)
+    assert _training._diverged(float("nan"), 1.0, net)
+    assert _training._diverged(1.0 + 3 * _training.DIVERGENCE_FACTOR, 1.0, net)
+    params = list(net.parameters())
+    with torch.no_grad():
+        params[len(params) // 2].view(-1)[-1] = bad
+    assert _training._diverged(1.0, 1.0, net)
+
+
+def test_the_guard_judges_the_end_of_epoch_model(monkeypatch):
+    """Every minibatch of the last epoch used every component, but the model at the
+    epoch's end leaves one empty: the guard goes back to the epoch before."""
+    net, X, config, generator, start = _pretrained(warmup_epochs=0, tol=0.0)
+    n_steps = 3 * -(-X.shape[0] // config.batch_size)
+    calls = []
+    project = net.prior.project
+
+    def drift_at_the_last_step():
+        project()
+        calls.append(1)
+        if len(calls) == n_steps:  # after the last minibatch's labels were taken
+            with torch.no_grad():
+                net.prior.mu_c[2] = 1e3
+
+    monkeypatch.setattr(net.prior, "project", drift_at_the_last_step)
+    result = train_vade(net, X, config, generator, progress_factory(0), 3,
+                        start.labels)
+    assert [h["n_empty"] for h in result.history] == [0, 0, 0]
+    assert result.emptied == 1 and result.kept_epochs == 2
+    assert _training._n_empty(net, X, config.batch_size) == 0
+
+
+def test_the_guard_keeps_the_last_model_when_no_recent_one_is_full(monkeypatch):
+    """Drift from the first step: no epoch's model has every component in use, so
+    the last model stays (fit then warns about empty components)."""
+    net, X, config, generator, start = _pretrained(warmup_epochs=0, tol=0.0)
+    _emptying_after(0, monkeypatch)
+    result = train_vade(net, X, config, generator, progress_factory(0), 2,
+                        start.labels)
+    assert result.kept_epochs is None and result.emptied == 1
+    assert float(net.prior.mu_c[2].detach().abs().max()) >= 1e3
