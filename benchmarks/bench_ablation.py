@@ -64,7 +64,7 @@ VARIANTS = {
                                                      "warmup_epochs": "steps"}),
     "umap-anchor-strong": dict(init_params="umap", warmup_epochs="steps",
                                **STRONG_REGIME),
-    # the defaults since 2026-12-01
+    # umap-anchor-paper above is the default recipe (since 2026-12-01)
     "umap-anchor-hot": dict(init_params="umap", **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,
