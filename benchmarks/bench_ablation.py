@@ -35,10 +35,11 @@ from bench_datasets import load as load_dataset
 
 import sklearn_vade
 from sklearn_vade import _elbo
+from sklearn_vade._engine import encode_means
 from sklearn_vade._init import Partition, initialise_mixture
 from sklearn_vade._pretrain import pretrain_autoencoder
 from sklearn_vade._progress import progress_factory
-from sklearn_vade._training import encode_means, train_vade
+from sklearn_vade._training import train_vade
 from sklearn_vade._utils import draw_seed, local_random_state, torch_generator
 
 # Each variant: the start ("gmm" or "umap") and overrides of the fit's FitConfig;
@@ -96,7 +97,7 @@ def pretrained(estimator, prep, cache_file):
     pretraining; from the cache when it holds them."""
     rng = local_random_state(estimator.random_state)
     generator = torch_generator(draw_seed(rng), prep.device)
-    net = estimator._build_network_for(prep, generator)
+    net = prep.network(generator)
     if cache_file.exists():
         saved = torch.load(cache_file, weights_only=False)
         net.load_state_dict(saved["net"])

@@ -3,7 +3,6 @@
 from ._estimator import VaDEClustering
 from ._metrics import cluster_accuracy
 from ._selection import select_n_clusters
-
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 __all__ = ["VaDEClustering", "cluster_accuracy", "select_n_clusters", "__version__"]

@@ -20,8 +20,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
-from . import __version__
 from ._estimator import VaDEClustering
+from ._version import __version__
 
 PROG = "sklearn-vade"
 EXIT_USER_ERROR = 2

@@ -1,9 +1,6 @@
 """VaDEClustering: the scikit-learn estimator."""
 
-import time
-import warnings
 from numbers import Integral, Real
-from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,123 +16,22 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._init import initialise_mixture
-from ._network import PI_UPDATES, VaDENetwork
-from ._pretrain import pretrain_autoencoder
-from ._progress import progress_factory
-from ._training import (
-    evaluate,
-    feature_scaling,
-    standardise_rows,
-    train_vade,
-    training_rows,
+from ._data import feature_scaling
+from ._inference import (
+    decode,
+    evaluate_fitted,
+    inference_network,
+    sample_latent,
 )
-from ._utils import (
-    draw_seed,
-    iter_batches,
-    local_random_state,
-    resolve_device,
-    row_normals,
-    torch_generator,
-)
+from ._network import PI_UPDATES, permute_components
+from ._run import Prepared, fit_single, pretrain_only
+from ._utils import local_random_state, resolve_device, warn_user
 from ._validation import (
     check_hidden_layer_sizes,
     check_params_vs_input,
+    model_spec,
     resolve_likelihood,
 )
-
-# Draws of eps per row for the deterministic ELBO estimate: antithetic pairs
-# (eps, -eps), eps a function of the row's values (see _utils.row_normals).
-_N_SCORE_PAIRS = 1
-# Rows per batch for inference passes (predict, transform, score).
-_INFERENCE_BATCH = 1024
-
-
-class _Run(NamedTuple):
-    """One complete fit from one seed."""
-
-    state: dict
-    pretrain_losses: list
-    history: list
-    n_iter: int
-    converged: bool
-    lower_bound: float
-    timings: dict
-    evaluation: object  # the deterministic pass over the training data
-    interrupted: object  # None, or the phase that a KeyboardInterrupt stopped
-    recoveries: int
-    kept_epochs: object = None  # see TrainResult
-    emptied: int = 0  # see TrainResult
-
-
-class _Prepared(NamedTuple):
-    """Validated data and the resolved configuration of one call to fit."""
-
-    X: object  # ndarray or CSR matrix
-    config: object  # FitConfig
-    device: torch.device
-    offset: np.ndarray
-    scale: np.ndarray
-    X_train: object  # rows as standardised float32 tensors
-
-
-class _Pretrained(NamedTuple):
-    """Weights of a pretrained autoencoder (no prior), its losses and seconds."""
-
-    weights: dict
-    losses: list
-    seconds: float
-
-
-class _Clock:
-    """Wall-clock seconds of successive phases."""
-
-    def __init__(self):
-        self.laps = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name):
-        now = time.perf_counter()
-        self.laps[name] = now - self._last
-        self._last = now
-
-
-def _inference_config(config):
-    """What inference needs of a :class:`FitConfig`, as builtins (safe to persist)."""
-    return {"n_clusters": int(config.n_clusters), "latent_dim": int(config.latent_dim),
-            "hidden_layer_sizes": [int(h) for h in config.hidden_layer_sizes],
-            "likelihood": str(config.likelihood), "pi_update": str(config.pi_update)}
-
-
-def _build_network(config, n_features, generator, device, dtype):
-    return VaDENetwork(
-        n_features=n_features,
-        latent_dim=config["latent_dim"],
-        hidden_layer_sizes=tuple(config["hidden_layer_sizes"]),
-        n_components=config["n_clusters"],
-        likelihood=config["likelihood"],
-        pi_update=config["pi_update"],
-        generator=generator,
-        device=device,
-        dtype=dtype,
-    )
-
-
-def _state_tensors(state, device, dtype):
-    # "score_eps": shared draws of the score, kept by models of 0.1.0.dev builds
-    # before the score's draws became row-wise; no longer used.
-    return {k: torch.as_tensor(v, device=device, dtype=dtype)
-            for k, v in state.items() if k != "score_eps"}
-
-
-def _inference_network(state, config, n_features):
-    """The network of a fitted state in float64 on CPU, in eval mode."""
-    device = torch.device("cpu")
-    net = _build_network(config, n_features, torch_generator(0, device), device,
-                         torch.float64)
-    net.load_state_dict(_state_tensors(state, device, torch.float64))
-    net.eval()
-    return net
 
 
 class VaDEClustering(
@@ -449,14 +345,13 @@ class VaDEClustering(
             offset, scale = self._x_offset, self._x_scale
         else:
             offset, scale = feature_scaling(X, config.likelihood)
-        return _Prepared(X, config, device, offset, scale,
-                         training_rows(X, offset, scale, device))
+        return Prepared.from_validated(X, config, device, offset, scale)
 
     def _continuation_config(self, config, X):
         """The configuration of a warm-started fit: the network and likelihood of
         the previous fit, which the parameters must not contradict."""
         fitted = self._config
-        new = _inference_config(config)
+        new = model_spec(config)
         for name in ("n_clusters", "latent_dim", "hidden_layer_sizes", "pi_update"):
             if new[name] != fitted[name]:
                 raise ValueError(
@@ -487,7 +382,8 @@ class VaDEClustering(
         n_runs = 1 if continuing else self.n_init
         best = None
         for _ in range(n_runs):
-            run = self._fit_single(prep, rng, continuing, pretrained)
+            run = fit_single(prep, rng, self.verbose,
+                             self._state if continuing else None, pretrained)
             if best is None or run.lower_bound > best.lower_bound:
                 best = run
             if run.interrupted:
@@ -499,7 +395,7 @@ class VaDEClustering(
     def _pretrain_only(self, X):
         """Validate, then pretrain the autoencoder alone (for select_n_clusters).
 
-        Returns a :class:`_Pretrained` whose weights any fit of the same data and
+        Returns a :class:`~._run.Pretrained` whose weights any fit of the same data and
         network (whatever ``n_clusters``) can start from; the estimator itself is
         not modified.
         """
@@ -510,88 +406,17 @@ class VaDEClustering(
         finally:
             self.__dict__.clear()
             self.__dict__.update(before)
-        rng = local_random_state(self.random_state)
-        generator = torch_generator(draw_seed(rng), prep.device)
-        net = self._build_network_for(prep, generator)
-        start = time.perf_counter()
-        result = pretrain_autoencoder(net, prep.X_train, prep.config, generator,
-                                      progress_factory(self.verbose))
-        if result.interrupted:
-            raise KeyboardInterrupt
-        weights = {k: v.detach().cpu().numpy().copy()
-                   for k, v in net.state_dict().items() if not k.startswith("prior.")}
-        return _Pretrained(weights=weights, losses=result.losses,
-                           seconds=time.perf_counter() - start)
-
-    def _build_network_for(self, prep, generator):
-        return _build_network(_inference_config(prep.config), prep.X.shape[1],
-                              generator, prep.device, torch.float32)
-
-    def _fit_single(self, prep, rng, continuing, pretrained=None):
-        """One complete fit from one seed: pretrain (unless ``pretrained`` weights
-        are given), initialise, train, evaluate.
-
-        Returns a :class:`_Run`; the estimator itself is not modified.
-        """
-        X, X_train, config, device = prep.X, prep.X_train, prep.config, prep.device
-        offset, scale = prep.offset, prep.scale
-        generator = torch_generator(draw_seed(rng), device)
-        progress = progress_factory(self.verbose)
-        clock = _Clock()
-        net = self._build_network_for(prep, generator)
-        interrupted, recoveries, max_epochs = None, 0, config.max_epochs
-        anchor = None
-        if continuing:
-            net.load_state_dict(_state_tensors(self._state, device, torch.float32))
-            pretrain_losses = []
-        else:
-            if pretrained is None:
-                pretrain = pretrain_autoencoder(net, X_train, config, generator,
-                                                progress)
-                pretrain_losses, recoveries = pretrain.losses, pretrain.recoveries
-                if pretrain.interrupted:
-                    interrupted, max_epochs = "pretraining", 0
-            else:
-                net.load_state_dict(_state_tensors(pretrained.weights, device,
-                                                   torch.float32), strict=False)
-                pretrain_losses = list(pretrained.losses)
-            clock.lap("pretraining")
-            # after an interrupted pretraining, the quick start (no UMAP)
-            start = initialise_mixture(
-                net, X_train,
-                config._replace(init_params="gmm") if interrupted else config, rng)
-            anchor = start.labels
-            clock.lap("initialisation")
-        train = train_vade(net, X_train, config, generator, progress, max_epochs,
-                           anchor)
-        if train.interrupted:
-            interrupted = "training"
-        clock.lap("training")
-        state = {k: v.detach().cpu().double().numpy().copy()
-                 for k, v in net.state_dict().items()}
-        inference_config = _inference_config(config)
-        evaluation = self._evaluate(X, state, inference_config, offset, scale)
-        clock.lap("evaluation")
-        return _Run(state=state, pretrain_losses=pretrain_losses,
-                    history=train.history, n_iter=train.n_epochs,
-                    converged=train.converged and not interrupted,
-                    lower_bound=float(np.mean(evaluation.elbo)),
-                    timings=clock.laps,
-                    evaluation=evaluation,
-                    interrupted=interrupted,
-                    recoveries=recoveries + train.recoveries,
-                    kept_epochs=train.kept_epochs, emptied=train.emptied)
+        return pretrain_only(prep, local_random_state(self.random_state),
+                             self.verbose)
 
     def _set_fitted_state(self, run, X, config, offset, scale):
         """Keep the best run, put occupied components first, run a final E-step."""
-        state = dict(run.state)
         occupied = np.unique(run.evaluation.log_gamma.argmax(axis=1))
         order = np.concatenate([occupied, np.setdiff1d(np.arange(config.n_clusters),
                                                        occupied)])
-        for name in ("prior.mu_c", "prior.raw_log_var_c", "prior.pi_value"):
-            state[name] = state[name][order]
-        inference_config = _inference_config(config)
-        net = _inference_network(state, inference_config, X.shape[1])
+        state = permute_components(run.state, order)
+        spec = model_spec(config)
+        net = inference_network(state, spec, X.shape[1])
         # The final E-step: reordering the components permutes gamma's columns and
         # leaves the ELBO unchanged, so the run's own pass over X gives it exactly.
         log_gamma = run.evaluation.log_gamma[:, order]
@@ -601,7 +426,7 @@ class VaDEClustering(
             covariances = torch.exp(net.prior.log_var_c).cpu().numpy()
         # Every fitted attribute is assigned here, after all the work is done, so
         # that an exception or interrupt never leaves a half-fitted estimator.
-        self._state, self._config, self._cached_net = state, inference_config, net
+        self._state, self._config, self._cached_net = state, spec, net
         self._x_offset, self._x_scale = offset, scale
         self.likelihood_ = config.likelihood
         self.weights_, self.means_, self.covariances_ = weights, means, covariances
@@ -617,14 +442,13 @@ class VaDEClustering(
 
     def _warn_about_fit(self, run, config):
         if run.interrupted:
-            warnings.warn(
+            warn_user(
                 f"VaDEClustering.fit was interrupted during {run.interrupted} "
                 f"(KeyboardInterrupt): the model is the state after "
                 f"{len(run.pretrain_losses)} pretraining and {run.n_iter} training "
                 "epochs. Call fit again to train fully, or set warm_start=True to "
                 "continue the joint training.",
                 UserWarning,
-                stacklevel=6,
             )
         elif not run.converged and config.max_epochs > 0:
             if self.max_epochs == "auto":
@@ -636,24 +460,22 @@ class VaDEClustering(
                     "earlier, or max_epochs to train longer.")
             else:
                 advice = "Increase max_epochs, or raise tol."
-            warnings.warn(
+            warn_user(
                 f"VaDEClustering did not converge: more than tol={self.tol} of the "
                 f"samples still changed cluster after max_epochs={self.max_epochs!r} "
                 f"({config.max_epochs} epochs). " + advice,
                 ConvergenceWarning,
-                stacklevel=6,
             )
         if run.recoveries:
-            warnings.warn(
+            warn_user(
                 f"VaDEClustering training produced non-finite values {run.recoveries} "
                 "time(s); each time it was rolled back to the last good state and "
                 "continued with half the learning rate. A lower learning_rate may "
                 "train faster.",
                 ConvergenceWarning,
-                stacklevel=6,
             )
         if run.kept_epochs is not None:
-            warnings.warn(
+            warn_user(
                 f"VaDEClustering's joint training emptied {run.emptied} of the "
                 f"{config.n_clusters} components by its last epoch; the model kept "
                 f"is that after epoch {run.kept_epochs} of {run.n_iter}, the most "
@@ -661,49 +483,31 @@ class VaDEClustering(
                 "drift: n_empty, init_agreement). The data may have fewer clusters; a "
                 "smaller n_clusters, or a smaller max_epochs, avoids it.",
                 ConvergenceWarning,
-                stacklevel=6,
             )
         counts = np.bincount(self.labels_, minlength=config.n_clusters)
         empty = np.flatnonzero(counts == 0)
         if len(empty):
-            warnings.warn(
+            warn_user(
                 f"{len(empty)} of the {config.n_clusters} components of VaDEClustering "
                 f"hold no training sample (components {empty.tolist()}, with weights "
                 f"{np.round(self.weights_[empty], 4).tolist()}): the data may have "
                 "fewer clusters. Try a smaller n_clusters, or compare several with "
                 "score (the ELBO).",
                 ConvergenceWarning,
-                stacklevel=6,
             )
 
     # ---------------------------------------------------------------- internals
     def _network(self):
         """The fitted network in float64 on CPU, for deterministic inference."""
         if getattr(self, "_cached_net", None) is None:
-            self._cached_net = _inference_network(self._state, self._config,
-                                                  self.n_features_in_)
+            self._cached_net = inference_network(self._state, self._config,
+                                                 self.n_features_in_)
         return self._cached_net
 
-    def _evaluate(self, X, state=None, config=None, offset=None, scale=None, net=None,
-                  elbo=True):
-        """Deterministic float64 pass over X, batch by batch (the fitted model's by
-        default, or that of ``state``)."""
-        if state is None:
-            state, config, net = self._state, self._config, self._network()
-            offset, scale = self._x_offset, self._x_scale
-        if net is None:
-            net = _inference_network(state, config, X.shape[1])
-        latent_dim = config["latent_dim"]
-
-        def eps(x):  # antithetic pairs of draws determined by each row's values
-            x = x.toarray() if sp.issparse(x) else x  # (one batch of rows)
-            draws = row_normals(x, _N_SCORE_PAIRS * latent_dim).reshape(
-                len(x), _N_SCORE_PAIRS, latent_dim).transpose(1, 0, 2)
-            return np.concatenate([draws, -draws])
-
-        return evaluate(net, X, config["likelihood"], eps if elbo else None,
-                        _INFERENCE_BATCH, float(np.sum(np.log(scale))),
-                        preprocess=lambda x: standardise_rows(x, offset, scale))
+    def _evaluate(self, X, elbo=True):
+        """The fitted model's deterministic pass over validated X."""
+        return evaluate_fitted(self._network(), X, self._config, self._x_offset,
+                               self._x_scale, elbo)
 
     def _check_fitted_input(self, X):
         check_is_fitted(self, "_state")
@@ -791,18 +595,8 @@ class VaDEClustering(
                 f"X has {Z.shape[1]} features, but inverse_transform expects latent "
                 f"codes of latent_dim={self.means_.shape[1]} features."
             )
-        return self._decode(Z)
-
-    def _decode(self, Z):
-        net = self._network()
-        outputs = []
-        with torch.no_grad():
-            for batch in iter_batches(len(Z), _INFERENCE_BATCH):
-                decoded = net.decode(torch.as_tensor(Z[batch], dtype=torch.float64))
-                if self._config["likelihood"] == "bernoulli":
-                    decoded = torch.sigmoid(decoded)
-                outputs.append(decoded.numpy())
-        return np.concatenate(outputs) * self._x_scale + self._x_offset
+        return decode(self._network(), Z, self._config["likelihood"],
+                      self._x_offset, self._x_scale)
 
     def score_samples(self, X):
         """Per-sample ELBO (a lower bound on log p(x), in nats, on X's own scale).
@@ -860,10 +654,7 @@ class VaDEClustering(
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires "
                 "at least one sample."
             )
-        rng = local_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        y = np.repeat(np.arange(len(self.weights_)), counts)
-        z = self.means_[y] + np.sqrt(self.covariances_[y]) * rng.standard_normal(
-            (n_samples, self.means_.shape[1]))
-        X = self._decode(z)
-        return X, y
+        z, y = sample_latent(self.weights_, self.means_, self.covariances_, n_samples,
+                             local_random_state(self.random_state))
+        return decode(self._network(), z, self._config["likelihood"],
+                      self._x_offset, self._x_scale), y

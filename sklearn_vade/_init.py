@@ -24,7 +24,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from ._training import encode_means
+from ._engine import encode_means
 from ._utils import draw_seed
 
 # Restarts of the GaussianMixture fitted on the codes ("gmm": the most likely is

@@ -45,6 +45,15 @@ def mlp(units, generator, device, dtype):
     return nn.Sequential(*layers)
 
 
+def permute_components(state, order):
+    """A fitted state (dict of arrays) with the mixture's components in ``order``;
+    the networks' entries are shared, not copied."""
+    state = dict(state)
+    for name in ("prior.mu_c", "prior.raw_log_var_c", "prior.pi_value"):
+        state[name] = state[name][order]
+    return state
+
+
 class MixturePrior(nn.Module):
     """``p(c) = Cat(pi)`` and ``p(z|c) = N(mu_c, diag sigma2_c)``.
 
@@ -167,6 +176,22 @@ class VaDENetwork(nn.Module):
             torch.zeros(n_features, device=device, dtype=dtype))
         self.prior = MixturePrior(n_components, latent_dim, pi_update, device, dtype)
 
+    @classmethod
+    def from_spec(cls, spec, n_features, generator, device="cpu",
+                  dtype=torch.float32):
+        """The network that a model spec describes.
+
+        ``spec`` is the dict a fitted estimator keeps beside its weights (builtins
+        only, see ``_validation.model_spec``): ``n_clusters``, ``latent_dim``,
+        ``hidden_layer_sizes``, ``likelihood`` and ``pi_update``. Its weights are
+        drawn from ``generator``.
+        """
+        return cls(n_features=n_features, latent_dim=spec["latent_dim"],
+                   hidden_layer_sizes=tuple(spec["hidden_layer_sizes"]),
+                   n_components=spec["n_clusters"], likelihood=spec["likelihood"],
+                   pi_update=spec["pi_update"], generator=generator, device=device,
+                   dtype=dtype)
+
     def encode(self, x):
         """x (n, D) -> (mu~, log sigma2~), each (n, d)."""
         h = self.encoder(x)
@@ -189,6 +214,19 @@ class VaDENetwork(nn.Module):
         mu, log_var = self.encode(x)
         z = self.reparameterize(mu, log_var, eps)
         return mu, log_var, z, self.decode(z)
+
+    def autoencoder_parameters(self):
+        """The parameters the deterministic autoencoder ``decode(mu~(x))`` trains:
+        the encoder, its mean head and the decoder (not the variance head, the
+        observation noise or the prior)."""
+        return [p for name, p in self.named_parameters()
+                if not name.startswith(("prior.", "log_var_head.", "raw_log_var_x"))]
+
+    def autoencoder_state(self):
+        """The state of the encoder and decoder, without the mixture prior (what
+        a pretraining shared between fits keeps)."""
+        return {k: v for k, v in self.state_dict().items()
+                if not k.startswith("prior.")}
 
     @torch.no_grad()
     def rescale_latent(self, factor):

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._training import encode_means, make_optimizer, run_epochs
+from ._engine import encode_means, make_optimizer, run_epochs
 from ._utils import autocast
 
 
@@ -45,9 +45,8 @@ def pretrain_autoencoder(net, X, config, generator, progress):
     """
     result = PretrainResult(losses=[])
     if config.pretrain_epochs > 0:
-        params = [p for name, p in net.named_parameters()
-                  if not name.startswith(("prior.", "log_var_head.", "raw_log_var_x"))]
-        optimizer = make_optimizer(params, config.pretrain_learning_rate)
+        optimizer = make_optimizer(net.autoencoder_parameters(),
+                                   config.pretrain_learning_rate)
 
         def step(x):
             loss = autoencoder_loss(net, x, config.likelihood, config.compute_dtype)

@@ -1,6 +1,11 @@
-"""Random generators, devices and batching."""
+"""Random generators, devices, batching and warnings."""
+
+import os
+import sys
+import warnings
 
 import numpy as np
+import sklearn
 import torch
 from sklearn.utils import check_random_state
 
@@ -113,3 +118,20 @@ def row_normals(rows, n_dims):
     u = ((u >> np.uint64(12)).astype(np.float64) + 0.5) * 2.0 ** -52
     u1, u2 = u[:, :n_dims], u[:, n_dims:]
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+# Frames in these folders are not the user's: warnings point past them.
+_INTERNAL = (os.path.dirname(os.path.abspath(__file__)) + os.sep,
+             os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep)
+
+
+def warn_user(message, category):
+    """``warnings.warn`` attributed to the user's line: the first caller outside
+    this package and scikit-learn (whose Pipeline, meta-estimators and
+    ``_fit_context`` wrap fit), whatever the entry point."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(
+            frame.f_code.co_filename).startswith(_INTERNAL):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+

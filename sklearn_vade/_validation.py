@@ -38,20 +38,17 @@ class FitConfig(NamedTuple):
 
 
 # Budgets of "auto" epochs. Pretraining gets one gradient step per sample, between
-# PRETRAIN_STEPS and MAX_PRETRAIN_STEPS steps, and the joint phase TRAIN_STEPS
-# steps; in both phases large data gets at least MIN_*_EPOCHS passes and at most
-# MAX_*_EPOCHS. Tiny data (one batch) thus gets 50 pretraining steps and fits in a
-# second or two, scikit-learn's digits (1797 samples) gets 150 pretraining epochs,
-# MNIST 50. (PRETRAIN_STEPS was 100 until 2026-12-01: only data under 100 samples
-# changed, and scikit-learn's estimator checks, all on 20-50 samples, ran in
-# two-thirds of the time.)
+# PRETRAIN_STEPS and MAX_PRETRAIN_STEPS steps, and at least MIN_PRETRAIN_EPOCHS and
+# at most MAX_PRETRAIN_EPOCHS passes: tiny data (one batch) gets 50 steps and fits
+# in a second or two, scikit-learn's digits (1797 samples) 150 epochs, MNIST 50.
+# (PRETRAIN_STEPS was 100 until 2026-12-01: only data under 100 samples changed,
+# such as that of scikit-learn's estimator checks.) The joint phase gets its
+# anchored warm-up (below) plus JOINT_EPOCHS epochs.
 PRETRAIN_STEPS = 50
 MAX_PRETRAIN_STEPS = 1200
 MIN_PRETRAIN_EPOCHS = 50
 MAX_PRETRAIN_EPOCHS = 1000
-TRAIN_STEPS = 50
-MIN_TRAIN_EPOCHS = 50
-MAX_TRAIN_EPOCHS = 1000
+JOINT_EPOCHS = 50
 # The autoencoder is pretrained with a larger step than the joint phase, whose
 # first Adam steps would otherwise move the codes away from the mixture's init.
 PRETRAIN_LR_FACTOR = 10.0
@@ -80,6 +77,14 @@ MIN_WARMUP_EPOCHS = 10
 # digits it cost 0.03 median accuracy over 5 seeds (0.766 against 0.796 in float32
 # with 150 pretraining epochs) for 1.6x faster epochs. See benchmarks/README.md.
 USE_BF16 = False
+
+
+def model_spec(config):
+    """What defines the fitted network, as builtins (safe to persist): the spec
+    that :meth:`VaDENetwork.from_spec` builds from."""
+    return {"n_clusters": int(config.n_clusters), "latent_dim": int(config.latent_dim),
+            "hidden_layer_sizes": [int(h) for h in config.hidden_layer_sizes],
+            "likelihood": str(config.likelihood), "pi_update": str(config.pi_update)}
 
 
 def _auto_epochs(value, n_steps_per_epoch, target_steps, lo, hi):
@@ -117,8 +122,7 @@ def check_params_vs_input(estimator, X, device):
     warmup_steps = min(n_samples, MAX_WARMUP_STEPS)
     warmup_epochs = max(MIN_WARMUP_EPOCHS, math.ceil(warmup_steps / steps))
     if estimator.max_epochs == "auto":
-        max_epochs = warmup_epochs + _auto_epochs("auto", steps, TRAIN_STEPS,
-                                                  MIN_TRAIN_EPOCHS, MAX_TRAIN_EPOCHS)
+        max_epochs = warmup_epochs + JOINT_EPOCHS
     else:
         max_epochs = int(estimator.max_epochs)
         warmup_epochs = min(warmup_epochs, max_epochs // 2)

@@ -21,6 +21,7 @@ from scipy import integrate, special, stats
 from sklearn.datasets import load_digits
 
 from sklearn_vade import _elbo
+from sklearn_vade._inference import evaluate
 from sklearn_vade._network import (
     LOG_VAR_FLOOR,
     OBS_LOG_VAR_FLOOR,
@@ -31,7 +32,6 @@ from sklearn_vade._network import (
     VaDENetwork,
     floored_log_var,
 )
-from sklearn_vade._training import evaluate
 from sklearn_vade._utils import row_normals
 
 # Exact comparisons explore freely; Monte-Carlo ones are derandomized so that a

@@ -381,3 +381,34 @@ def test_bfloat16_training_path(small_digits, monkeypatch):
     assert np.isfinite(est.lower_bound_)
     assert np.isfinite(est.predict_proba(X)).all()
 
+
+
+def test_warnings_point_at_the_users_line(small_digits):
+    """fit's warnings name the line that called fit, whatever the entry point:
+    fit, fit_predict, a Pipeline and select_n_clusters."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from sklearn_vade import select_n_clusters
+
+    X = small_digits[0][:80]
+    tiny = dict(hidden_layer_sizes=(8,), latent_dim=2, pretrain_epochs=1,
+                max_epochs=1, init_params="gmm", tol=0.0, random_state=0)
+
+    def places(call):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert caught and all(w.category is ConvergenceWarning for w in caught)
+        return {(w.filename, w.lineno) for w in caught}
+
+    for call in (lambda: VaDEClustering(n_clusters=3, **tiny).fit(X),
+                 lambda: VaDEClustering(n_clusters=3, **tiny).fit_predict(X),
+                 lambda: make_pipeline(FunctionTransformer(),
+                                       VaDEClustering(n_clusters=3, **tiny)).fit(X),
+                 lambda: select_n_clusters(X, [2, 3],
+                                           estimator=VaDEClustering(**tiny))):
+        first = call.__code__.co_firstlineno
+        # every warning is attributed to this file, at a line of the lambda
+        for filename, lineno in places(call):
+            assert filename == __file__ and first <= lineno <= first + 1

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_vade import VaDEClustering, _estimator, _pretrain, _training
-from sklearn_vade._training import feature_scaling, training_rows
+from sklearn_vade import VaDEClustering, _inference, _pretrain, _run, _training
+from sklearn_vade._data import feature_scaling, training_rows
 
 # A small network and a short schedule: these tests are about robustness, not quality.
 TINY = dict(hidden_layer_sizes=(16,), latent_dim=2, pretrain_epochs=3, max_epochs=3,
@@ -71,7 +71,7 @@ def test_sparse_fit_equals_dense_fit(small_digits, fmt, scale):
 def test_sparse_input_is_densified_batch_by_batch(small_digits, monkeypatch):
     """No step of fit or inference densifies more rows than one batch."""
     X = sp.csr_matrix(small_digits[0])
-    monkeypatch.setattr(_estimator, "_INFERENCE_BATCH", 64)
+    monkeypatch.setattr(_inference, "INFERENCE_BATCH", 64)
     rows = []
     original = sp.csr_matrix.toarray
 
@@ -293,7 +293,7 @@ def test_interrupt_outside_training_leaves_the_estimator_as_before(small_digits,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_estimator, "initialise_mixture", interrupted)
+    monkeypatch.setattr(_run, "initialise_mixture", interrupted)
     with pytest.raises(KeyboardInterrupt):
         est.fit(X)
     assert pickle.dumps(est) == before

@@ -10,7 +10,7 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_vade import VaDEClustering, _estimator, select_n_clusters
+from sklearn_vade import VaDEClustering, _run, select_n_clusters
 from sklearn_vade._selection import n_mixture_parameters
 
 # Small networks, default ("auto") training budgets.
@@ -27,13 +27,13 @@ def blobs():
 def test_select_n_clusters_pretrains_once(blobs, monkeypatch):
     X, _ = blobs
     calls = []
-    pretrain = _estimator.pretrain_autoencoder
+    pretrain = _run.pretrain_autoencoder
 
     def counting(*args, **kwargs):
         calls.append(1)
         return pretrain(*args, **kwargs)
 
-    monkeypatch.setattr(_estimator, "pretrain_autoencoder", counting)
+    monkeypatch.setattr(_run, "pretrain_autoencoder", counting)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = select_n_clusters(X, [5, 2, 3, 4, 6],

@@ -8,11 +8,12 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 
-from sklearn_vade import VaDEClustering, _elbo, _training
+from sklearn_vade import VaDEClustering, _elbo, _engine, _training
+from sklearn_vade._engine import run_epochs
 from sklearn_vade._init import initialise_mixture
 from sklearn_vade._pretrain import pretrain_autoencoder
 from sklearn_vade._progress import progress_factory
-from sklearn_vade._training import negative_elbo, run_epochs, train_vade
+from sklearn_vade._training import negative_elbo, train_vade
 from sklearn_vade._utils import torch_generator
 
 
@@ -28,7 +29,7 @@ def _pretrained(pi_update="em", **changes):
     prep = est._prepare(X, continuing=False)
     config = prep.config._replace(**changes)
     generator = torch_generator(0, torch.device("cpu"))
-    net = est._build_network_for(prep, generator)
+    net = prep.network(generator)
     pretrain_autoencoder(net, prep.X_train, config, generator, progress_factory(0))
     start = initialise_mixture(net, prep.X_train, config, np.random.RandomState(0))
     return net, prep.X_train, config, generator, start
@@ -150,7 +151,7 @@ def test_warm_up_steps_use_each_rows_own_anchor(monkeypatch, sparse):
     from scipy.sparse import csr_matrix
 
     from sklearn_vade import _training
-    from sklearn_vade._training import training_rows
+    from sklearn_vade._data import training_rows
 
     net, X, config, generator, start = _pretrained(warmup_epochs=2, tol=0.0)
     rows = np.asarray(X.numpy(), dtype=np.float64)
@@ -285,13 +286,13 @@ def test_a_non_finite_weight_counts_as_divergence(bad):
     """The divergence check sees one non-finite value among all the weights, even
     when the epoch's loss was finite."""
     net = _pretrained()[0]
-    assert not _training._diverged(1.0, 1.0, net)
-    assert _training._diverged(float("nan"), 1.0, net)
-    assert _training._diverged(1.0 + 3 * _training.DIVERGENCE_FACTOR, 1.0, net)
+    assert not _engine._diverged(1.0, 1.0, net)
+    assert _engine._diverged(float("nan"), 1.0, net)
+    assert _engine._diverged(1.0 + 3 * _engine.DIVERGENCE_FACTOR, 1.0, net)
     params = list(net.parameters())
     with torch.no_grad():
         params[len(params) // 2].view(-1)[-1] = bad
-    assert _training._diverged(1.0, 1.0, net)
+    assert _engine._diverged(1.0, 1.0, net)
 
 
 def test_the_guard_judges_the_end_of_epoch_model(monkeypatch):

@@ -1,0 +1,85 @@
+"""The data floor: per-feature scaling and the training copy of X.
+
+Gaussian data is standardised per feature in float64 (Bernoulli data is used as
+is); the training copy is float32 rows on the training device, dense X copied once,
+sparse X densified batch by batch.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.utils.sparsefuncs import mean_variance_axis
+
+from ._utils import iter_batches
+
+
+def feature_scaling(X, likelihood):
+    """Per-feature offset and scale: standardisation for Gaussian data, else none.
+
+    Features with no spread (constant up to rounding) keep scale 1. X may be dense or
+    a scipy.sparse matrix; neither is copied.
+    """
+    n_features = X.shape[1]
+    if likelihood != "gaussian":
+        return np.zeros(n_features), np.ones(n_features)
+    if sp.issparse(X):
+        offset, variance = mean_variance_axis(X, axis=0)
+        offset = offset.astype(np.float64)
+        # rounding can leave a constant feature's variance slightly below zero
+        scale = np.sqrt(np.clip(variance.astype(np.float64), 0.0, None))
+    else:
+        offset = X.mean(axis=0, dtype=np.float64)
+        scale = X.std(axis=0, dtype=np.float64)
+    constant = ~(scale > 1e-12 * np.abs(offset)) | ~(scale > np.finfo(np.float64).tiny)
+    scale[constant] = 1.0
+    return offset, scale
+
+
+def standardise_rows(X, offset, scale):
+    """Rows of X (dense or sparse) as a dense float64 array, standardised."""
+    X = X.toarray() if sp.issparse(X) else X
+    X = np.array(X, dtype=np.float64)  # one copy per batch, then in place
+    X -= offset
+    X /= scale
+    return X
+
+
+def training_rows(X, offset, scale, device):
+    """The training data as rows of standardised float32 tensors on ``device``.
+
+    Dense X is copied once into a tensor; sparse X stays sparse and each batch of
+    rows is densified when it is drawn.
+    """
+    if sp.issparse(X):
+        return _SparseRows(X, offset, scale, device)
+    X_train = torch.empty(X.shape, dtype=torch.float32, device=device)
+    # Standardised in float64, a chunk of rows at a time, then rounded once to
+    # float32: a feature far from zero relative to its spread (e.g. timestamps)
+    # would lose its variation if rounded to float32 first.
+    for rows in iter_batches(X.shape[0], _STANDARDISE_ROWS):
+        chunk = standardise_rows(X[rows], offset, scale)
+        X_train[rows] = torch.as_tensor(chunk.astype(np.float32))
+    return X_train
+
+
+# Rows standardised at a time when the training copy of dense X is made.
+_STANDARDISE_ROWS = 4096
+
+
+class _SparseRows:
+    """Rows of a CSR matrix, densified and standardised batch by batch."""
+
+    def __init__(self, X, offset, scale, device):
+        self.X = X.tocsr()
+        self.shape = X.shape
+        self.device = torch.device(device)
+        self.offset, self.scale = offset, scale
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if isinstance(rows, torch.Tensor):
+            rows = rows.cpu().numpy()
+        x = standardise_rows(self.X[rows], self.offset, self.scale)
+        return torch.as_tensor(x.astype(np.float32), device=self.device)
