@@ -1,0 +1,123 @@
+"""The "Should I use VaDE?" table, from the committed results.
+
+Reads ``results/ablation.json`` (the records of the default recipe,
+``DEFAULT_VARIANT``) and ``results/baselines.json`` (k-means on the same data and
+seeds), and writes ``results/summary.rst``: per data set, VaDE's median accuracy
+over the seeds measured, k-means' median on the same seeds, on how many of those
+seeds VaDE scored higher, the most components VaDE left empty at the end, and
+the median fit times. VaDE's time is the sum of its three phases as the ablation
+timed them (pretraining, start, joint phase; seeds whose cached start has no
+recorded time are left out of the median); it leaves out the validation and the
+final evaluation pass, seconds on these sizes. The README quotes this table and
+docs/benchmarks.rst includes the file; ``tests/test_docs.py`` checks that the
+README's copy is the table this script writes (``--readme`` updates that copy).
+
+    python benchmarks/summary.py --readme
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.rst"
+# The README's copy of the table lies between these two comment lines.
+README_MARKERS = (".. should-i-use-start\n", ".. should-i-use-end\n")
+# The bench_ablation.py variant that runs what VaDEClustering's defaults run.
+DEFAULT_VARIANT = "umap-anchor-paper"
+# Rows in this order; the data as bench_ablation.py feeds it (../shared/data/README).
+DATASETS = {
+    "mnist": "MNIST (70,000 x 784)",
+    "usps": "USPS (9,298 x 256)",
+    "digits": "digits (1,797 x 64)",
+    "pendigits": "Pendigits (10,992 x 16)",
+    "wisdm": "WISDM (5,418 x 40)",
+    "20news": "20 Newsgroups (18,846 x 2,000)",
+}
+HEADER = ("data", "seeds", "VaDE ACC", "k-means ACC", "VaDE higher", "empty",
+          "VaDE fit", "k-means fit")
+
+
+def _duration(seconds):
+    if seconds < 1:
+        return "< 1 s"
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
+
+
+def rows(ablation, baselines):
+    """One tuple of cells per data set with both VaDE and k-means results."""
+    vade = {(r["dataset"], r["seed"]): r for r in ablation
+            if r["variant"] == DEFAULT_VARIANT}
+    kmeans = {(r["dataset"], r["seed"]): r for r in baselines
+              if r["method"] == "KMeans"}
+    table = []
+    for name, label in DATASETS.items():
+        seeds = sorted(s for (d, s) in vade if d == name and (d, s) in kmeans)
+        if not seeds:
+            continue
+        v = [vade[name, s] for s in seeds]
+        k = [kmeans[name, s] for s in seeds]
+        acc = [r["final_acc"] for r in v]
+        phases = [[r[key] for key in ("pretrain_seconds", "init_seconds",
+                                      "train_seconds")] for r in v]
+        fit = [sum(p) for p in phases if None not in p]
+        higher = sum(a > r["acc"] for a, r in zip(acc, k))
+        spread = f" ({min(acc):.3f}-{max(acc):.3f})" if len(acc) > 1 else ""
+        table.append((
+            label,
+            str(len(seeds)),
+            f"{statistics.median(acc):.3f}{spread}",
+            f"{statistics.median(r['acc'] for r in k):.3f}",
+            f"{higher} of {len(seeds)}",
+            str(max(r["n_empty"] for r in v)),
+            _duration(statistics.median(fit)) if fit else "",
+            _duration(statistics.median(r["fit_seconds"] for r in k)),
+        ))
+    return table
+
+
+def rst_table(table):
+    """An RST simple table of HEADER and the rows."""
+    widths = [max(len(cell) for cell in column) for column in zip(HEADER, *table)]
+    rule = "  ".join("=" * w for w in widths)
+
+    def line(cells):
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return "\n".join([rule, line(HEADER), rule, *map(line, table), rule]) + "\n"
+
+
+def summary(results_dir=RESULTS_DIR):
+    """The table, from the results files in ``results_dir``."""
+    ablation = json.loads((results_dir / "ablation.json").read_text())["records"]
+    baselines = json.loads((results_dir / "baselines.json").read_text())["records"]
+    return rst_table(rows(ablation, baselines))
+
+
+def quote_in_readme(table, readme=README):
+    """Put ``table`` between the README's markers, in place."""
+    text = readme.read_text()
+    start = text.index(README_MARKERS[0]) + len(README_MARKERS[0])
+    end = text.index(README_MARKERS[1])
+    readme.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", action="store_true",
+                        help="also replace the README's copy of the table")
+    args = parser.parse_args(argv)
+    text = summary()
+    (RESULTS_DIR / "summary.rst").write_text(text)
+    if args.readme:
+        quote_in_readme(text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

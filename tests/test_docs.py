@@ -1,0 +1,168 @@
+"""The code a newcomer copies from the README and the documentation runs as written.
+
+Every ``.. code-block:: python`` of README.rst and docs/*.rst, and the README's
+command-line example, is run here, with one change: the estimator's defaults are
+swapped for a tiny network and a few epochs (these tests are about the code being
+valid, not about its accuracy, which benchmarks/ measures).
+"""
+
+import importlib.util
+import inspect
+import re
+import shlex
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_vade import VaDEClustering, _cli
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"hidden_layer_sizes": (16,), "pretrain_epochs": 2, "max_epochs": 2,
+        "init_params": "gmm"}
+
+
+def python_blocks(path):
+    """The bodies of the ``.. code-block:: python`` directives of an rst file."""
+    lines = path.read_text().splitlines()
+    blocks = []
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)\.\. code-block:: python\s*$", line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        body = []
+        for following in lines[i + 1:]:
+            if following.strip() and len(following) - len(following.lstrip()) <= indent:
+                break
+            body.append(following)
+        blocks.append(textwrap.dedent("\n".join(body)))
+    return blocks
+
+
+def section(path, title):
+    """The text of an rst file's section (from its title to the next title)."""
+    text = path.read_text()
+    start = text.index(f"\n{title}\n{'-' * len(title)}\n")
+    after = re.search(r"\n[^\n]+\n-{3,}\n", text[start + len(title) + 2:])
+    return text[start:start + len(title) + 2 + after.start()] if after else text[start:]
+
+
+def literal_commands(text, program="sklearn-vade"):
+    """The command lines of ``text`` that start with ``program``, backslash
+    continuations joined."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    return [shlex.split(line.strip(), comments=True)[1:]
+            for line in text.splitlines() if line.strip().startswith(program + " ")]
+
+
+@pytest.fixture
+def tiny_defaults(monkeypatch):
+    """VaDEClustering's defaults replaced by TINY for the duration of a test."""
+    init = VaDEClustering.__init__
+    assert set(TINY) <= set(init.__kwdefaults__)  # keyword-only parameters
+    monkeypatch.setattr(init, "__kwdefaults__", {**init.__kwdefaults__, **TINY})
+    assert VaDEClustering().get_params()["hidden_layer_sizes"] == (16,)
+    assert str(inspect.signature(init).parameters["max_epochs"]) == "max_epochs=2"
+
+
+def run_blocks(blocks, namespace):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for block in blocks:
+            exec(compile(block, "<doc block>", "exec"), namespace)
+    return namespace
+
+
+def test_the_blocks_are_found():
+    """The extraction sees the blocks that the tests below run."""
+    assert len(python_blocks(ROOT / "README.rst")) == 1
+    assert len(python_blocks(ROOT / "docs" / "user_guide.rst")) >= 3
+    commands = literal_commands(section(ROOT / "README.rst", "Command line"))
+    assert ["fit", "data.csv", "--n-clusters", "5"] == commands[0][:4]
+    assert "--save-model" in commands[0]
+    assert [c[0] for c in commands] == ["fit", "predict", "fit"]
+
+
+def test_readme_and_quickstart_python(tiny_defaults):
+    """The README's quick start, then the quick start page's block that continues
+    it, and the front page's example."""
+    namespace = run_blocks(python_blocks(ROOT / "README.rst")
+                           + python_blocks(ROOT / "docs" / "quickstart.rst"), {})
+    assert namespace["gamma"].shape == (1797, 10)
+    assert namespace["X_new"].shape == (16, 64)
+    run_blocks(python_blocks(ROOT / "docs" / "index.rst"), {})
+
+
+def test_user_guide_python(tiny_defaults, small_digits, tmp_path, monkeypatch):
+    """The user guide's blocks, in order, on the data and fitted model that its
+    prose has just introduced (``X``, ``vade``)."""
+    pytest.importorskip("skops")
+    monkeypatch.chdir(tmp_path)  # the skops example writes vade.skops
+    X = small_digits[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vade = VaDEClustering(n_clusters=10, random_state=0).fit(X)
+    namespace = run_blocks(python_blocks(ROOT / "docs" / "user_guide.rst"),
+                           {"X": X, "vade": vade})
+    assert namespace["result"].best_n_clusters in (5, 10, 15, 20)
+    assert isinstance(namespace["vade"], VaDEClustering)
+
+
+def test_readme_command_line(tiny_defaults, small_digits, tmp_path, monkeypatch,
+                             capsys):
+    """The README's command-line example, on a data.csv and a new.csv."""
+    pytest.importorskip("skops")
+    monkeypatch.chdir(tmp_path)
+    X = small_digits[0]
+    np.savetxt("data.csv", X[:200], delimiter=",", fmt="%.6g")
+    np.savetxt("new.csv", X[200:], delimiter=",", fmt="%.6g")
+    for argv in literal_commands(section(ROOT / "README.rst", "Command line")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                status = _cli.main(argv)
+            except SystemExit as exc:  # --help
+                status = exc.code
+        assert not status, (argv, capsys.readouterr().err)
+    labels = np.loadtxt("new_labels.csv", skiprows=1)
+    assert labels.shape == (100,) and set(labels) <= set(range(5))
+    assert np.loadtxt("proba.csv", delimiter=",", skiprows=1).shape == (200, 5)
+
+
+def _summary_module():
+    spec = importlib.util.spec_from_file_location(
+        "benchmarks_summary", ROOT / "benchmarks" / "summary.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_should_i_use_table_is_the_results_summary():
+    """The README's "Should I use VaDE?" table, and the copy that the benchmarks
+    page includes, are what benchmarks/summary.py computes from the results."""
+    table = _summary_module().summary()
+    readme = (ROOT / "README.rst").read_text()
+    quoted = readme[readme.index(".. should-i-use-start"):
+                    readme.index(".. should-i-use-end")]
+    assert "\n" + table in quoted
+    assert (ROOT / "benchmarks" / "results" / "summary.rst").read_text() == table
+
+
+def test_summary_counts_wins_on_shared_seeds():
+    """The summary compares VaDE and k-means seed by seed, on the seeds both ran."""
+    summary = _summary_module()
+    ablation = [{"dataset": "digits", "seed": s, "variant": summary.DEFAULT_VARIANT,
+                 "final_acc": acc, "n_empty": e, "pretrain_seconds": 60.0,
+                 "init_seconds": i, "train_seconds": 100.0}
+                for s, acc, e, i in [(0, 0.9, 0, 20.0), (1, 0.7, 1, None),
+                                     (2, 0.8, 0, 40.0), (3, 0.99, 0, 1.0)]]
+    ablation.append({**ablation[0], "variant": "other", "final_acc": 0.1})
+    kmeans = [{"dataset": "digits", "seed": s, "method": "KMeans", "acc": acc,
+               "fit_seconds": 0.2} for s, acc in [(0, 0.8), (1, 0.8), (2, 0.8)]]
+    (row,) = summary.rows(ablation, kmeans)
+    assert row == ("digits (1,797 x 64)", "3", "0.800 (0.700-0.900)", "0.800",
+                   "1 of 3", "1", "3 min", "< 1 s")
