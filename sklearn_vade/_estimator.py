@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._dask import blockwise, is_dask_array
 from ._data import feature_scaling
 from ._inference import (
     decode,
@@ -534,8 +535,9 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Sparse matrices (CSR or CSC) are densified batch by batch.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch. A dask
+            array gives a dask array, computed block of rows by block of rows.
 
         Returns
         -------
@@ -548,14 +550,19 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Sparse matrices (CSR or CSC) are densified batch by batch.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch. A dask
+            array gives a dask array, computed block of rows by block of rows.
 
         Returns
         -------
         gamma : ndarray of shape (n_samples, n_clusters)
             Rows sum to 1.
         """
+        if is_dask_array(X):
+            check_is_fitted(self, "_state")
+            return blockwise(self.predict_proba, X, self.n_features_in_,
+                              len(self.weights_), np.float64)
         X = self._check_fitted_input(X)
         return np.exp(self._evaluate(X, elbo=False).log_gamma)
 
@@ -564,13 +571,18 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Sparse matrices (CSR or CSC) are densified batch by batch.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch. A dask
+            array gives a dask array, computed block of rows by block of rows.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, latent_dim)
         """
+        if is_dask_array(X):
+            check_is_fitted(self, "_state")
+            return blockwise(self.transform, X, self.n_features_in_,
+                              self.means_.shape[1], np.float64)
         X = self._check_fitted_input(X)
         return self._evaluate(X, elbo=False).mu
 
@@ -608,13 +620,18 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Sparse matrices (CSR or CSC) are densified batch by batch.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch. A dask
+            array gives a dask array, computed block of rows by block of rows.
 
         Returns
         -------
         elbo : ndarray of shape (n_samples,)
         """
+        if is_dask_array(X):
+            check_is_fitted(self, "_state")
+            return blockwise(self.score_samples, X, self.n_features_in_, None,
+                              np.float64)
         X = self._check_fitted_input(X)
         return self._evaluate(X).elbo
 
@@ -623,8 +640,9 @@ class VaDEClustering(
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Sparse matrices (CSR or CSC) are densified batch by batch.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Sparse matrices (CSR or CSC) are densified batch by batch. A dask
+            array gives a dask array, computed block of rows by block of rows.
         y : Ignored
 
         Returns

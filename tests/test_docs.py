@@ -112,6 +112,27 @@ def test_user_guide_python(tiny_defaults, small_digits, tmp_path, monkeypatch):
     assert isinstance(namespace["vade"], VaDEClustering)
 
 
+def test_scaling_page_python(tiny_defaults, small_digits):
+    """The dask example of the scaling page, on a fitted model and its data."""
+    pytest.importorskip("dask.array")
+    X = small_digits[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vade = VaDEClustering(n_clusters=4, random_state=0).fit(X)
+    namespace = run_blocks(python_blocks(ROOT / "docs" / "scaling.rst"),
+                           {"X": X, "vade": vade})
+    np.testing.assert_array_equal(namespace["labels"], vade.predict(X))
+
+
+def test_every_documented_python_block_is_run():
+    """The pages whose python blocks the tests above run are all that have any."""
+    run = {"README.rst", "quickstart.rst", "index.rst", "user_guide.rst",
+           "scaling.rst"}
+    with_blocks = {p.name for p in [ROOT / "README.rst", *(ROOT / "docs").glob("*.rst")]
+                   if python_blocks(p)}
+    assert with_blocks == run
+
+
 def test_readme_command_line(tiny_defaults, small_digits, tmp_path, monkeypatch,
                              capsys):
     """The README's command-line example, on a data.csv and a new.csv."""
