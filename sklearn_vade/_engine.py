@@ -77,9 +77,10 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
                on_epoch_end=None, on_rollback=None, lr_factor=None, lr_floor=0.0):
     """Shuffle X once per epoch (from ``generator``) and call ``step`` on each batch.
 
-    ``step(x)`` returns the batch loss. After each epoch the learning rate is
-    multiplied by ``lr_factor(epoch)`` (default: ``config.lr_decay``) but not below
-    ``lr_floor``. ``on_epoch_end(epoch, mean_loss)`` may return True to stop early.
+    ``step(x, idx)`` (the rows of a batch and their ids) returns the batch loss.
+    After each epoch the learning rate is multiplied by ``lr_factor(epoch)``
+    (default: ``config.lr_decay``) but not below ``lr_floor``.
+    ``on_epoch_end(epoch, mean_loss)`` may return True to stop early.
 
     ``net`` and the optimizer are snapshotted at the end of an epoch once at least
     ``SNAPSHOT_STEPS`` steps have passed since the last snapshot (every epoch on
@@ -116,7 +117,7 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
             total = torch.zeros((), device=X.device)
             for batch in iter_batches(n_samples, config.batch_size):
                 idx = order[batch].to(X.device)
-                loss = step(X[idx])
+                loss = step(X[idx], idx)
                 if reference is None:  # the loss at the phase's starting point
                     reference = float(loss)
                 total += loss * len(idx)

@@ -48,7 +48,7 @@ def pretrain_autoencoder(net, X, config, generator, progress):
         optimizer = make_optimizer(net.autoencoder_parameters(),
                                    config.pretrain_learning_rate)
 
-        def step(x):
+        def step(x, idx):
             loss = autoencoder_loss(net, x, config.likelihood, config.compute_dtype)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -100,114 +100,139 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     (on 20 Newsgroups they showed every component in use while the end-of-epoch
     model left one empty).
     """
-    warmup_epochs = config.warmup_epochs if anchor is not None else 0
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, config.warmup_learning_rate if warmup_epochs
-                               else config.learning_rate)
-    n_samples = X.shape[0]
-    n_components = net.prior.mu_c.shape[0]
-    labels = torch.full((n_samples,), -1, dtype=torch.long, device=X.device)
-    previous = labels.clone()
-    term_sums = torch.zeros(len(TERM_NAMES), device=X.device)
-    latent_dim = net.mu_head.out_features
-    history = []
-    state = {"converged": False}
-    # (epochs, network state) of recent epochs whose minibatches used every component
-    full_states = collections.deque(maxlen=KEPT_STATES)
-    if anchor is not None:
-        anchor = np.asarray(anchor)  # kept as numpy for the per-epoch ARI
-        anchor_device = torch.as_tensor(anchor, dtype=torch.long, device=X.device)
-        smoothing = config.anchor_smoothing
-        q_anchor = torch.full((n_components, n_components), smoothing / n_components)
-        q_anchor += (1.0 - smoothing) * torch.eye(n_components)
-        # log 0 = -inf off the partition when unsmoothed: the bound's terms take
-        # 0 log 0 = 0 and weight nothing by a q of 0
-        log_anchor = torch.log(q_anchor).to(X.device)
+    phase = JointPhase(net, X, config, generator, anchor)
+    result = run_epochs(X, config, n_epochs, phase.step, generator, progress,
+                        "training", phase.optimizer, net, phase.end_of_epoch,
+                        phase.rollback, phase.lr_factor, config.lr_floor)
+    kept_epochs, emptied = phase.keep_a_full_model()
+    return TrainResult(history=phase.history, n_epochs=len(phase.history),
+                       converged=phase.converged, interrupted=result.interrupted,
+                       recoveries=result.recoveries, kept_epochs=kept_epochs,
+                       emptied=emptied)
 
-    def step(x_and_idx):
-        x, idx = x_and_idx
-        warming = len(history) < warmup_epochs
-        eps = torch.randn(len(x), latent_dim, generator=generator,
-                          device=generator.device).to(x.device, x.dtype)
-        log_q = log_anchor[anchor_device[idx]] if warming else None
+
+class JointPhase:
+    """The joint phase's state across the epochs of :func:`_engine.run_epochs`:
+    one optimiser ``step`` per batch, ``end_of_epoch`` (history, convergence,
+    models kept for the guard), ``rollback`` after a diverged epoch, the
+    learning-rate schedule ``lr_factor``, and the guard itself,
+    ``keep_a_full_model``, after the last epoch. See :func:`train_vade`."""
+
+    def __init__(self, net, X, config, generator, anchor=None):
+        self.net, self.X, self.config, self.generator = net, X, config, generator
+        self.warmup_epochs = config.warmup_epochs if anchor is not None else 0
+        params = [p for p in net.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(
+            params, config.warmup_learning_rate if self.warmup_epochs
+            else config.learning_rate)
+        self.n_components = net.prior.mu_c.shape[0]
+        self.latent_dim = net.mu_head.out_features
+        # argmax gamma at the posterior means, as each minibatch left them
+        self.labels = torch.full((X.shape[0],), -1, dtype=torch.long,
+                                 device=X.device)
+        self.previous = self.labels.clone()
+        self.term_sums = torch.zeros(len(TERM_NAMES), device=X.device)
+        self.history = []
+        self.converged = False
+        # (epochs, network state) of recent epochs whose minibatches used every
+        # component
+        self.full_states = collections.deque(maxlen=KEPT_STATES)
+        self.anchor = None if anchor is None else np.asarray(anchor)  # for the ARI
+        if anchor is not None:
+            self.anchor_device = torch.as_tensor(self.anchor, dtype=torch.long,
+                                                 device=X.device)
+            smoothing, k = config.anchor_smoothing, self.n_components
+            q_anchor = torch.full((k, k), smoothing / k)
+            q_anchor += (1.0 - smoothing) * torch.eye(k)
+            # log 0 = -inf off the partition when unsmoothed: the bound's terms
+            # take 0 log 0 = 0 and weight nothing by a q of 0
+            self.log_anchor = torch.log(q_anchor).to(X.device)
+
+    def step(self, x, idx):
+        net, config = self.net, self.config
+        warming = len(self.history) < self.warmup_epochs
+        eps = torch.randn(len(x), self.latent_dim, generator=self.generator,
+                          device=self.generator.device).to(x.device, x.dtype)
+        log_q = self.log_anchor[self.anchor_device[idx]] if warming else None
         loss, gamma, batch_labels, term_means = negative_elbo(
             net, x, eps, config.likelihood, config.compute_dtype,
             config.reconstruction_weight, log_q)
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if warming:  # pi is held: the optimiser skips a parameter without gradient
             net.prior.pi_value.grad = None
-        optimizer.step()
+        self.optimizer.step()
         if not warming:
             net.prior.em_step(gamma, config.em_rate)
         net.prior.project()
-        labels[idx] = batch_labels
-        term_sums.add_(term_means.to(term_sums.dtype) * len(idx))
+        self.labels[idx] = batch_labels
+        self.term_sums.add_(term_means.to(self.term_sums.dtype) * len(idx))
         return loss.detach()
 
-    def on_epoch_end(epoch, mean_loss):
-        changed = float((labels != previous).float().mean())
-        previous.copy_(labels)
-        terms = (term_sums / n_samples).tolist()
-        term_sums.zero_()
-        current = labels.cpu().numpy()
-        occupancy = np.bincount(current, minlength=n_components).tolist()
-        history.append({
+    def end_of_epoch(self, epoch, mean_loss):
+        """Record the epoch; True when converged."""
+        config, warmup_epochs = self.config, self.warmup_epochs
+        changed = float((self.labels != self.previous).float().mean())
+        self.previous.copy_(self.labels)
+        terms = (self.term_sums / self.X.shape[0]).tolist()
+        self.term_sums.zero_()
+        current = self.labels.cpu().numpy()
+        occupancy = np.bincount(current, minlength=self.n_components).tolist()
+        self.history.append({
             "epoch": epoch, "elbo": float(sum(terms)), "objective": -mean_loss,
             **dict(zip(TERM_NAMES, terms)), "label_change": changed,
-            "init_agreement": (None if anchor is None else
-                               float(adjusted_rand_score(anchor, current))),
+            "init_agreement": (None if self.anchor is None else
+                               float(adjusted_rand_score(self.anchor, current))),
             "warmup": epoch < warmup_epochs,
-            "min_weight": float(net.prior.weights.detach().min()),
+            "min_weight": float(self.net.prior.weights.detach().min()),
             "n_empty": sum(count == 0 for count in occupancy),
             "occupancy": occupancy,
         })
-        state["converged"] = (epoch > warmup_epochs
-                              and epoch + 1 >= warmup_epochs + config.min_epochs
-                              and changed < config.tol)
-        if history[-1]["n_empty"] == 0:  # a model with every component in use
-            full_states.append((epoch + 1, {k: v.detach().clone()
-                                            for k, v in net.state_dict().items()}))
-        return state["converged"]
+        self.converged = (epoch > warmup_epochs
+                          and epoch + 1 >= warmup_epochs + config.min_epochs
+                          and changed < config.tol)
+        if self.history[-1]["n_empty"] == 0:  # a model with every component in use
+            self.full_states.append((epoch + 1, _clone_state(self.net)))
+        return self.converged
 
-    def on_rollback(n_kept):
-        del history[n_kept:]
-        while full_states and full_states[-1][0] > n_kept:
-            full_states.pop()
-        term_sums.zero_()
-        state["converged"] = False
+    def rollback(self, n_kept):
+        """The engine went back to the end of epoch ``n_kept``."""
+        del self.history[n_kept:]
+        while self.full_states and self.full_states[-1][0] > n_kept:
+            self.full_states.pop()
+        self.term_sums.zero_()
+        self.converged = False
         # the labels of the kept epoch are gone: as at the start, the first epoch
         # after a rollback counts every sample as changed and cannot converge
-        previous.fill_(-1)
+        self.previous.fill_(-1)
 
-    def lr_factor(epoch):  # constant during the warm-up, then steps
-        after = epoch + 1 - warmup_epochs
+    def lr_factor(self, epoch):
+        """Constant during the warm-up, then steps."""
+        config = self.config
+        after = epoch + 1 - self.warmup_epochs
         if after == 0:  # the warm-up's last epoch: on to the joint phase's step
             return config.learning_rate / config.warmup_learning_rate
         stepping = after > 0 and after % config.lr_step_epochs == 0
         return config.lr_step_factor if stepping else 1.0
 
-    result = run_epochs(_IndexedRows(X), config, n_epochs, step, generator, progress,
-                        "training", optimizer, net, on_epoch_end, on_rollback,
-                        lr_factor, config.lr_floor)
-    kept_epochs, emptied = None, 0
-    if history:
-        emptied = _n_empty(net, X, config.batch_size)
-    if emptied:
-        last = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        for epochs, full_state in reversed(full_states):
-            if epochs == len(history):
-                continue  # the last epoch's model itself
-            net.load_state_dict(full_state)
-            if not _n_empty(net, X, config.batch_size):
-                kept_epochs = epochs
-                break
-        else:
+    def keep_a_full_model(self):
+        """The guard: ``(kept_epochs, emptied)``, see :func:`train_vade`."""
+        net, X, batch_size = self.net, self.X, self.config.batch_size
+        emptied = _n_empty(net, X, batch_size) if self.history else 0
+        if emptied:
+            last = _clone_state(net)
+            for epochs, full_state in reversed(self.full_states):
+                if epochs == len(self.history):
+                    continue  # the last epoch's model itself
+                net.load_state_dict(full_state)
+                if not _n_empty(net, X, batch_size):
+                    return epochs, emptied
             net.load_state_dict(last)
-    return TrainResult(history=history, n_epochs=len(history),
-                       converged=state["converged"], interrupted=result.interrupted,
-                       recoveries=result.recoveries, kept_epochs=kept_epochs,
-                       emptied=emptied)
+        return None, emptied
+
+
+def _clone_state(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
 @torch.no_grad()
@@ -219,15 +244,3 @@ def _n_empty(net, X, batch_size):
                                         prior.log_pi, prior.mu_c,
                                         prior.log_var_c).argmax(1)
     return prior.mu_c.shape[0] - int(torch.unique(labels).numel())
-
-
-class _IndexedRows:
-    """X indexed by row ids, returning the rows together with their ids."""
-
-    def __init__(self, X):
-        self.X = X
-        self.shape = X.shape
-        self.device = X.device
-
-    def __getitem__(self, idx):
-        return self.X[idx], idx
