@@ -340,7 +340,7 @@ class VaDEClustering(
         X = X.tocsr() if sp.issparse(X) else X
         check_hidden_layer_sizes(self.hidden_layer_sizes)
         device = resolve_device(self.device)
-        config = check_params_vs_input(self, X, device)
+        config = check_params_vs_input(self.get_params(), X, device)
         if continuing:
             config = self._continuation_config(config, X)
             offset, scale = self._x_offset, self._x_scale

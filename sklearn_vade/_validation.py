@@ -108,49 +108,50 @@ def resolve_likelihood(likelihood, X):
     return likelihood
 
 
-def check_params_vs_input(estimator, X, device):
-    """Check the parameters against X and return the resolved :class:`FitConfig`."""
+def check_params_vs_input(params, X, device):
+    """Check the estimator's parameters (``get_params()``) against X and return
+    the resolved :class:`FitConfig`."""
     n_samples = X.shape[0]
-    if n_samples < estimator.n_clusters:
+    if n_samples < params["n_clusters"]:
         raise ValueError(
-            f"n_samples={n_samples} should be >= n_clusters={estimator.n_clusters}: "
+            f"n_samples={n_samples} should be >= n_clusters={params['n_clusters']}: "
             "VaDE needs at least one sample per cluster. Lower n_clusters or pass "
             "more data."
         )
-    batch_size = min(estimator.batch_size, n_samples)
+    batch_size = min(params["batch_size"], n_samples)
     steps = math.ceil(n_samples / batch_size)
     warmup_steps = min(n_samples, MAX_WARMUP_STEPS)
     warmup_epochs = max(MIN_WARMUP_EPOCHS, math.ceil(warmup_steps / steps))
-    if estimator.max_epochs == "auto":
+    if params["max_epochs"] == "auto":
         max_epochs = warmup_epochs + JOINT_EPOCHS
     else:
-        max_epochs = int(estimator.max_epochs)
+        max_epochs = int(params["max_epochs"])
         warmup_epochs = min(warmup_epochs, max_epochs // 2)
     return FitConfig(
-        n_clusters=estimator.n_clusters,
-        latent_dim=estimator.latent_dim,
-        hidden_layer_sizes=tuple(int(h) for h in estimator.hidden_layer_sizes),
-        likelihood=resolve_likelihood(estimator.likelihood, X),
-        pi_update=estimator.pi_update,
-        pretrain_epochs=_auto_epochs(estimator.pretrain_epochs, steps,
+        n_clusters=params["n_clusters"],
+        latent_dim=params["latent_dim"],
+        hidden_layer_sizes=tuple(int(h) for h in params["hidden_layer_sizes"]),
+        likelihood=resolve_likelihood(params["likelihood"], X),
+        pi_update=params["pi_update"],
+        pretrain_epochs=_auto_epochs(params["pretrain_epochs"], steps,
                                      min(max(n_samples, PRETRAIN_STEPS),
                                          MAX_PRETRAIN_STEPS),
                                      MIN_PRETRAIN_EPOCHS, MAX_PRETRAIN_EPOCHS),
         max_epochs=max_epochs,
         batch_size=batch_size,
-        learning_rate=float(estimator.learning_rate),
-        pretrain_learning_rate=PRETRAIN_LR_FACTOR * float(estimator.learning_rate),
-        reconstruction_weight=float(estimator.reconstruction_weight),
-        tol=float(estimator.tol),
+        learning_rate=float(params["learning_rate"]),
+        pretrain_learning_rate=PRETRAIN_LR_FACTOR * float(params["learning_rate"]),
+        reconstruction_weight=float(params["reconstruction_weight"]),
+        tol=float(params["tol"]),
         lr_decay=0.99,
         lr_step_epochs=LR_STEP_EPOCHS,
         lr_step_factor=LR_STEP_FACTOR,
-        lr_floor=LR_FLOOR_FACTOR * float(estimator.learning_rate),
+        lr_floor=LR_FLOOR_FACTOR * float(params["learning_rate"]),
         min_epochs=MIN_TRAIN_EPOCHS_BEFORE_STOP,
         warmup_epochs=warmup_epochs,
-        warmup_learning_rate=WARMUP_LR_FACTOR * float(estimator.learning_rate),
+        warmup_learning_rate=WARMUP_LR_FACTOR * float(params["learning_rate"]),
         anchor_smoothing=ANCHOR_SMOOTHING,
-        init_params=estimator.init_params,
+        init_params=params["init_params"],
         em_rate=float(min(0.1, max(batch_size / n_samples, 0.01))),
         init_posterior_var=0.1,
         compute_dtype=fast_dtype(device) if USE_BF16 else None,

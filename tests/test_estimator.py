@@ -376,7 +376,8 @@ def test_bfloat16_training_path(small_digits, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X)
-    config = _validation.check_params_vs_input(est, X, torch.device("cpu"))
+    config = _validation.check_params_vs_input(est.get_params(), X,
+                                              torch.device("cpu"))
     assert config.compute_dtype == torch.bfloat16
     assert np.isfinite(est.lower_bound_)
     assert np.isfinite(est.predict_proba(X)).all()
