@@ -97,31 +97,30 @@ def test_readme_and_quickstart_python(tiny_defaults):
     run_blocks(python_blocks(ROOT / "docs" / "index.rst"), {})
 
 
-def test_user_guide_python(tiny_defaults, small_digits, tmp_path, monkeypatch):
-    """The user guide's blocks, in order, on the data and fitted model that its
-    prose has just introduced (``X``, ``vade``)."""
-    pytest.importorskip("skops")
-    monkeypatch.chdir(tmp_path)  # the skops example writes vade.skops
-    X = small_digits[0]
+def run_page_on_fitted_model(page, X, n_clusters):
+    """A page's blocks, in order, on the data and fitted model that its prose has
+    just introduced (``X``, ``vade``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        vade = VaDEClustering(n_clusters=10, random_state=0).fit(X)
-    namespace = run_blocks(python_blocks(ROOT / "docs" / "user_guide.rst"),
-                           {"X": X, "vade": vade})
+        vade = VaDEClustering(n_clusters=n_clusters, random_state=0).fit(X)
+    return run_blocks(python_blocks(ROOT / "docs" / page), {"X": X, "vade": vade})
+
+
+def test_user_guide_python(tiny_defaults, small_digits, tmp_path, monkeypatch):
+    """The user guide's blocks (select_n_clusters, GridSearchCV, skops)."""
+    pytest.importorskip("skops")
+    monkeypatch.chdir(tmp_path)  # the skops example writes vade.skops
+    namespace = run_page_on_fitted_model("user_guide.rst", small_digits[0], 10)
     assert namespace["result"].best_n_clusters in (5, 10, 15, 20)
     assert isinstance(namespace["vade"], VaDEClustering)
 
 
 def test_scaling_page_python(tiny_defaults, small_digits):
-    """The dask example of the scaling page, on a fitted model and its data."""
+    """The dask example of the scaling page."""
     pytest.importorskip("dask.array")
-    X = small_digits[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        vade = VaDEClustering(n_clusters=4, random_state=0).fit(X)
-    namespace = run_blocks(python_blocks(ROOT / "docs" / "scaling.rst"),
-                           {"X": X, "vade": vade})
-    np.testing.assert_array_equal(namespace["labels"], vade.predict(X))
+    namespace = run_page_on_fitted_model("scaling.rst", small_digits[0], 4)
+    np.testing.assert_array_equal(namespace["labels"],
+                                  namespace["vade"].predict(small_digits[0]))
 
 
 def test_every_documented_python_block_is_run():
