@@ -181,6 +181,8 @@ def run(name, seed, variant, cache_dir):
         "elbo": train.history[-1]["elbo"] if train.history else None,
         "pretrain_seconds": pretrain_seconds, "init_seconds": init_seconds,
         "train_seconds": train_seconds,
+        # timings and float sums differ between CPU kinds (AVX2, AVX-512)
+        "cpu": torch.backends.cpu.get_cpu_capability(),
     }
 
 

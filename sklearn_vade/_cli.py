@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from ._estimator import VaDEClustering
+from ._inference import draw_codes
 from ._version import __version__
 
 PROG = "sklearn-vade"
@@ -426,8 +427,8 @@ def _draw_samples(vade, path, seed):
     fig, axes = plt.subplots(vade.n_clusters, n_per_cluster,
                              figsize=(n_per_cluster * 0.8, vade.n_clusters * 0.8))
     for row, k in enumerate(order):
-        z = vade.means_[k] + np.sqrt(vade.covariances_[k]) * np.random.RandomState(
-            seed + row).standard_normal((n_per_cluster, vade.means_.shape[1]))
+        z = draw_codes(vade.means_, vade.covariances_, np.full(n_per_cluster, k),
+                       np.random.RandomState(seed + row))
         images = vade.inverse_transform(z)
         for col in range(n_per_cluster):
             ax = axes[row, col]

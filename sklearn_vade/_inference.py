@@ -92,9 +92,14 @@ def sample_latent(weights, means, covariances, n_samples, rng):
     covariances[y])``; returns ``(z, y)`` with y sorted."""
     counts = rng.multinomial(n_samples, weights)
     y = np.repeat(np.arange(len(weights)), counts)
-    z = means[y] + np.sqrt(covariances[y]) * rng.standard_normal(
-        (n_samples, means.shape[1]))
-    return z, y
+    return draw_codes(means, covariances, y, rng), y
+
+
+def draw_codes(means, covariances, components, rng):
+    """Codes ``z ~ N(means[c], covariances[c])``, one for each entry c of
+    ``components`` (an integer array)."""
+    return means[components] + np.sqrt(covariances[components]) * rng.standard_normal(
+        (len(components), means.shape[1]))
 
 
 @torch.no_grad()

@@ -5,10 +5,12 @@ import time
 from numbers import Integral
 
 import numpy as np
+import torch
 from sklearn.base import clone
 from sklearn.utils import Bunch
 from sklearn.utils.validation import _num_samples
 
+from ._elbo import entropy_categorical
 from ._estimator import VaDEClustering
 
 
@@ -116,9 +118,8 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
         elbo.append(est.lower_bound_)
         n_params.append(p)
         bic.append(-2.0 * n_samples * est.lower_bound_ + p * math.log(n_samples))
-        gamma = est.predict_proba(X)
-        entropy.append(float(-np.sum(gamma * np.log(np.clip(gamma, 1e-300, None))))
-                       / n_samples)
+        log_gamma = torch.log(torch.as_tensor(est.predict_proba(X)))
+        entropy.append(float(entropy_categorical(log_gamma).mean()))
         if verbose:
             print(f"n_clusters={K}: ELBO {elbo[-1]:.4f} nats/sample, BIC "
                   f"{bic[-1]:.6g}, {seconds[-1]:.1f} s")
