@@ -180,7 +180,9 @@ class VaDEClustering(
         Number of joint-training epochs run. When the last epoch's model left a
         component without samples, the model kept is the most recent one with
         every component in use among the last five epochs whose minibatches used
-        every component (with a ConvergenceWarning naming it).
+        every component and the model at the end of the anchored warm-up; if none
+        has, the one of them that leaves the fewest empty, when that is fewer
+        (with a ConvergenceWarning naming it).
 
     history_ : list of dict
         One record per training epoch, for diagnostics: ``elbo`` (mean over the
@@ -476,11 +478,14 @@ class VaDEClustering(
                 ConvergenceWarning,
             )
         if run.kept_epochs is not None:
+            which = ("the most recent in which every component held samples"
+                     if not run.kept_empty else
+                     f"which left the fewest empty ({run.kept_empty})")
             warn_user(
                 f"VaDEClustering's joint training emptied {run.emptied} of the "
                 f"{config.n_clusters} components by its last epoch; the model kept "
-                f"is that after epoch {run.kept_epochs} of {run.n_iter}, the most "
-                "recent in which every component held samples (history_ shows the "
+                f"is that after epoch {run.kept_epochs} of {run.n_iter}, {which} "
+                "(history_ shows the "
                 "drift: n_empty, init_agreement). The data may have fewer clusters; a "
                 "smaller n_clusters, or a smaller max_epochs, avoids it.",
                 ConvergenceWarning,

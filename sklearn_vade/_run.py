@@ -67,6 +67,7 @@ class Run(NamedTuple):
     recoveries: int
     kept_epochs: object = None  # see TrainResult
     emptied: int = 0  # see TrainResult
+    kept_empty: int = 0  # see TrainResult
 
 
 class _Clock:
@@ -147,4 +148,5 @@ def fit_single(prep, rng, verbose=0, warm_state=None, pretrained=None):
                lower_bound=float(np.mean(evaluation.elbo)), timings=clock.laps,
                evaluation=evaluation, interrupted=interrupted,
                recoveries=recoveries + train.recoveries,
-               kept_epochs=train.kept_epochs, emptied=train.emptied)
+               kept_epochs=train.kept_epochs, emptied=train.emptied,
+               kept_empty=train.kept_empty)

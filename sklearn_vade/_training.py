@@ -16,7 +16,8 @@ class TrainResult(NamedTuple):
     """What the joint phase did: per-epoch history, epochs run, convergence, whether
     it was interrupted, how many epochs were rolled back as non-finite, the epochs
     of the model kept when the last epoch's model left a component empty (None: the
-    last epoch's model), and how many components that model left empty."""
+    last epoch's model), how many components the last epoch's model left empty and
+    how many the model kept leaves empty."""
 
     history: list
     n_epochs: int
@@ -25,6 +26,7 @@ class TrainResult(NamedTuple):
     recoveries: int
     kept_epochs: object = None
     emptied: int = 0
+    kept_empty: int = 0
 
 
 def negative_elbo(net, x, eps, likelihood, compute_dtype=None,
@@ -92,23 +94,28 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     A joint phase that empties components is not kept: when the last epoch's model
     leaves a component without samples (argmax gamma at the posterior means, in
     the training dtype; ``labels_`` come from the float64 model, which can differ
-    on a tie), the network goes back to the most recent model, among those of the
-    last ``KEPT_STATES`` epochs whose minibatches used every component, that has
-    every component in use on the whole of X (if there is one), and
-    ``kept_epochs`` says how many epochs that model had trained. The check is on
-    the whole model because the minibatches' labels mix the models of one epoch
-    (on 20 Newsgroups they showed every component in use while the end-of-epoch
-    model left one empty).
+    on a tie), the network goes back to the most recent model that has every
+    component in use on the whole of X, among those of the last ``KEPT_STATES``
+    epochs whose minibatches used every component and the model at the end of the
+    warm-up (the trained start). When none of them has, it goes back to the one
+    that leaves the fewest components empty (the most recent of those), if that is
+    fewer than the last model leaves. ``kept_epochs`` says how many epochs the
+    model kept had trained. The check is on the whole model because the
+    minibatches' labels mix the models of one epoch (on 20 Newsgroups they showed
+    every component in use while the end-of-epoch model left one empty), and the
+    end of the warm-up is kept because a joint phase can empty a component within
+    a few epochs of it and keep emptying others, so that no recent model is full
+    (20 Newsgroups, seed 1, warm-up at ten times the step: five components empty).
     """
     phase = JointPhase(net, X, config, generator, anchor)
     result = run_epochs(X, config, n_epochs, phase.step, generator, progress,
                         "training", phase.optimizer, net, phase.end_of_epoch,
                         phase.rollback, phase.lr_factor, config.lr_floor)
-    kept_epochs, emptied = phase.keep_a_full_model()
+    kept_epochs, emptied, kept_empty = phase.keep_a_full_model()
     return TrainResult(history=phase.history, n_epochs=len(phase.history),
                        converged=phase.converged, interrupted=result.interrupted,
                        recoveries=result.recoveries, kept_epochs=kept_epochs,
-                       emptied=emptied)
+                       emptied=emptied, kept_empty=kept_empty)
 
 
 class JointPhase:
@@ -137,6 +144,7 @@ class JointPhase:
         # (epochs, network state) of recent epochs whose minibatches used every
         # component
         self.full_states = collections.deque(maxlen=KEPT_STATES)
+        self.warmup_state = None  # (epochs, network state) at the warm-up's end
         self.anchor = None if anchor is None else np.asarray(anchor)  # for the ARI
         if anchor is not None:
             self.anchor_device = torch.as_tensor(self.anchor, dtype=torch.long,
@@ -193,6 +201,8 @@ class JointPhase:
                           and changed < config.tol)
         if self.history[-1]["n_empty"] == 0:  # a model with every component in use
             self.full_states.append((epoch + 1, _clone_state(self.net)))
+        if epoch + 1 == warmup_epochs:
+            self.warmup_state = (epoch + 1, _clone_state(self.net))
         return self.converged
 
     def rollback(self, n_kept):
@@ -200,6 +210,8 @@ class JointPhase:
         del self.history[n_kept:]
         while self.full_states and self.full_states[-1][0] > n_kept:
             self.full_states.pop()
+        if self.warmup_state is not None and self.warmup_state[0] > n_kept:
+            self.warmup_state = None
         self.term_sums.zero_()
         self.converged = False
         # the labels of the kept epoch are gone: as at the start, the first epoch
@@ -216,19 +228,28 @@ class JointPhase:
         return config.lr_step_factor if stepping else 1.0
 
     def keep_a_full_model(self):
-        """The guard: ``(kept_epochs, emptied)``, see :func:`train_vade`."""
+        """The guard: ``(kept_epochs, emptied, kept_empty)``, see
+        :func:`train_vade`."""
         net, X, batch_size = self.net, self.X, self.config.batch_size
         emptied = _n_empty(net, X, batch_size) if self.history else 0
-        if emptied:
-            last = _clone_state(net)
-            for epochs, full_state in reversed(self.full_states):
-                if epochs == len(self.history):
-                    continue  # the last epoch's model itself
-                net.load_state_dict(full_state)
-                if not _n_empty(net, X, batch_size):
-                    return epochs, emptied
-            net.load_state_dict(last)
-        return None, emptied
+        if not emptied:
+            return None, 0, 0
+        candidates = {epochs: state for epochs, state in self.full_states}
+        if self.warmup_state is not None:
+            candidates.setdefault(*self.warmup_state)
+        candidates.pop(len(self.history), None)  # the last epoch's model itself
+        last = _clone_state(net)
+        best = (emptied, None)  # (empty components, epochs), None: the last model
+        for epochs in sorted(candidates, reverse=True):  # the most recent first
+            net.load_state_dict(candidates[epochs])
+            n_empty = _n_empty(net, X, batch_size)
+            if n_empty < best[0]:
+                best = (n_empty, epochs)
+            if n_empty == 0:
+                break
+        kept_empty, kept_epochs = best
+        net.load_state_dict(last if kept_epochs is None else candidates[kept_epochs])
+        return kept_epochs, emptied, kept_empty
 
 
 def _clone_state(net):

@@ -327,3 +327,38 @@ def test_the_guard_keeps_the_last_model_when_no_recent_one_is_full(monkeypatch):
                         start.labels)
     assert result.kept_epochs is None and result.emptied == 1
     assert float(net.prior.mu_c[2].detach().abs().max()) >= 1e3
+
+
+def _with_far_components(net, components):
+    """A copy of net's state in which ``components`` sit far from every code."""
+    state = _training._clone_state(net)
+    for c in components:
+        state["prior.mu_c"][c] = 1e3
+    return state
+
+
+def test_the_guard_falls_back_to_the_warm_up_then_to_the_fewest_empty():
+    """No recent model is full: the guard takes the model at the end of the
+    warm-up when it is; else the candidate that leaves the fewest empty, when that
+    is fewer than the last model leaves; else the last model."""
+    net, X, config, generator, start = _pretrained(warmup_epochs=1, tol=0.0)
+    assert _training._n_empty(net, X, config.batch_size) == 0
+    full = _training._clone_state(net)
+    one_empty = _with_far_components(net, [2])
+    two_empty = _with_far_components(net, [1, 2])
+
+    def guard(warmup_state, recent, last):
+        phase = _training.JointPhase(net, X, config, generator, start.labels)
+        phase.history = [{}] * 5
+        phase.warmup_state = warmup_state
+        phase.full_states.extend(recent)
+        net.load_state_dict(last)
+        return phase.keep_a_full_model()
+
+    assert guard((1, full), [(3, one_empty), (4, two_empty)], two_empty) == (1, 2, 0)
+    assert _training._n_empty(net, X, config.batch_size) == 0
+    assert guard((1, two_empty), [(3, one_empty)], two_empty) == (3, 2, 1)
+    assert _training._n_empty(net, X, config.batch_size) == 1
+    assert guard(None, [(3, two_empty)], one_empty) == (None, 1, 1)
+    assert _training._n_empty(net, X, config.batch_size) == 1
+    assert guard(None, [], full) == (None, 0, 0)
