@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._estimator import VaDEClustering
@@ -444,6 +444,15 @@ def _draw_samples(vade, path, seed):
 
 
 # --------------------------------------------------------------------- parser
+def _choices(name):
+    """The string values the estimator accepts for its parameter ``name`` (from its
+    parameter constraints, so that the command line never disagrees), sorted."""
+    (options,) = [constraint.options for constraint
+                  in VaDEClustering._parameter_constraints[name]
+                  if isinstance(constraint, StrOptions)]
+    return sorted(options)
+
+
 def _add_data_options(parser):
     parser.add_argument("data", metavar="DATA",
                         help="CSV (a header row is detected), .npy or .npz file; rows "
@@ -510,16 +519,15 @@ def build_parser():
                      default=defaults["hidden_layer_sizes"],
                      help="encoder widths, comma-separated; 'none' for no hidden "
                      "layer (a linear network) (default: 500,500,2000)")
-    fit.add_argument("--likelihood", choices=["auto", "bernoulli", "gaussian"],
+    fit.add_argument("--likelihood", choices=_choices("likelihood"),
                      default=defaults["likelihood"],
                      help="p(x|z): bernoulli for data in [0, 1], gaussian for "
                      "real values (default: auto)")
     fit.add_argument("--pi-update", default=defaults["pi_update"],
-                     choices=["em", "renormalize", "softmax", "unconstrained",
-                              "fixed"],
+                     choices=_choices("pi_update"),
                      help="how the mixture weights are learnt (default: em)")
     fit.add_argument("--init-params", default=defaults["init_params"],
-                     choices=["umap", "gmm"],
+                     choices=_choices("init_params"),
                      help="start of the mixture: umap (a manifold clustering of the "
                      "codes) or gmm (the paper's Gaussian mixture on the codes) "
                      "(default: %(default)s)")
@@ -542,7 +550,7 @@ def build_parser():
     fit.add_argument("--tol", type=float, default=defaults["tol"],
                      help="stop when fewer than this fraction of rows change cluster "
                      "in an epoch (default: %(default)s)")
-    fit.add_argument("--device", choices=["auto", "cpu", "cuda"],
+    fit.add_argument("--device", choices=_choices("device"),
                      default=defaults["device"],
                      help="where to train (default: auto, CUDA when available)")
     fit.add_argument("--random-state", type=int, default=None,

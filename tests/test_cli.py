@@ -437,3 +437,21 @@ def test_demo_prints_scores_and_draws_samples(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "VaDE" in out and "KMeans" in out
     assert (tmp_path / "samples.png").stat().st_size > 10_000
+
+
+def test_fit_choices_are_the_estimators_own():
+    """Every fixed-choice option of ``fit`` offers exactly the values the
+    estimator's parameter constraints accept."""
+    fit = next(action for action in _cli.build_parser()._actions
+               if isinstance(action, argparse._SubParsersAction)).choices["fit"]
+    choices = {action.dest: set(action.choices) for action in fit._actions
+               if action.choices is not None and action.dest != "verbose"}
+    assert choices == {
+        "likelihood": {"auto", "bernoulli", "gaussian"},
+        "pi_update": {"em", "renormalize", "softmax", "unconstrained", "fixed"},
+        "init_params": {"umap", "gmm"},
+        "device": {"auto", "cpu", "cuda"},
+    }
+    for name, values in choices.items():
+        for value in values:  # each is valid for the estimator
+            VaDEClustering(**{name: value})._validate_params()
