@@ -26,7 +26,7 @@ from ._inference import (
 )
 from ._network import PI_UPDATES, permute_components
 from ._run import Prepared, fit_single, pretrain_only
-from ._utils import local_random_state, resolve_device, warn_user
+from ._utils import local_random_state, resolve_device, unchanged_on_error, warn_user
 from ._validation import (
     check_hidden_layer_sizes,
     check_params_vs_input,
@@ -109,8 +109,9 @@ class VaDEClustering(
         Minibatch size of both training phases (capped at the number of samples).
 
     learning_rate : float, default=1e-4
-        Adam's step size in the joint phase; pretraining uses ten times this value.
-        Both decay by 1% per epoch, except during the anchored warm-up.
+        Adam's step size in the joint phase; pretraining and the anchored warm-up
+        use ten times this value. The step decays by 1% per epoch, except during
+        the anchored warm-up.
 
     reconstruction_weight : float, default=1.0
         Weight of the reconstruction term ``E_q[log p(x|z)]`` in the training
@@ -322,18 +323,7 @@ class VaDEClustering(
         self : object
             The fitted estimator.
         """
-        return self._fit_keeping_state_on_error(X)
-
-    def _fit_keeping_state_on_error(self, X, pretrained=None):
-        before = dict(self.__dict__)
-        try:
-            return self._fit(X, pretrained)
-        except BaseException:
-            # Leave the estimator exactly as it was (validate_data has already set
-            # n_features_in_): no half-fitted state after an error or an interrupt.
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
+        return self._fit(X)
 
     def _prepare(self, X, continuing):
         """Validate X and the parameters; resolve the fit's configuration."""
@@ -379,20 +369,25 @@ class VaDEClustering(
                                max_epochs=max_epochs)
 
     def _fit(self, X, pretrained=None):
-        continuing = self.warm_start and hasattr(self, "_state")
-        prep = self._prepare(X, continuing)
-        rng = local_random_state(self.random_state)
-        n_runs = 1 if continuing else self.n_init
-        best = None
-        for _ in range(n_runs):
-            run = fit_single(prep, rng, self.verbose,
-                             self._state if continuing else None, pretrained)
-            if best is None or run.lower_bound > best.lower_bound:
-                best = run
-            if run.interrupted:
-                break
-        self._set_fitted_state(best, prep.X, prep.config, prep.offset, prep.scale)
-        self._warn_about_fit(best, prep.config)
+        """fit's walk: validation, the ``n_init`` runs, the best one's state, the
+        warnings. ``pretrained`` (from :meth:`_pretrain_only`, for
+        select_n_clusters) replaces each run's pretraining. Nothing on the
+        estimator changes unless it completes."""
+        with unchanged_on_error(self):
+            continuing = self.warm_start and hasattr(self, "_state")
+            prep = self._prepare(X, continuing)
+            rng = local_random_state(self.random_state)
+            n_runs = 1 if continuing else self.n_init
+            best = None
+            for _ in range(n_runs):
+                run = fit_single(prep, rng, self.verbose,
+                                 self._state if continuing else None, pretrained)
+                if best is None or run.lower_bound > best.lower_bound:
+                    best = run
+                if run.interrupted:
+                    break
+            self._set_fitted_state(best, prep.X, prep.config, prep.offset, prep.scale)
+            self._warn_about_fit(best, prep.config)
         return self
 
     def _pretrain_only(self, X):
@@ -403,12 +398,8 @@ class VaDEClustering(
         not modified.
         """
         self._validate_params()
-        before = dict(self.__dict__)
-        try:
+        with unchanged_on_error(self, always=True):
             prep = self._prepare(X, continuing=False)
-        finally:
-            self.__dict__.clear()
-            self.__dict__.update(before)
         return pretrain_only(prep, local_random_state(self.random_state),
                              self.verbose)
 

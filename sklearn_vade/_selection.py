@@ -111,7 +111,7 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
         est = clone(base).set_params(n_clusters=K)
         est._validate_params()
         start = time.perf_counter()
-        est._fit_keeping_state_on_error(X, pretrained)
+        est._fit(X, pretrained)
         seconds.append(time.perf_counter() - start)
         p = n_mixture_parameters(K, est.latent_dim)
         estimators.append(est)

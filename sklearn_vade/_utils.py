@@ -1,5 +1,6 @@
-"""Random generators, devices, batching and warnings."""
+"""Random generators, devices, batching, warnings and the all-or-nothing fit."""
 
+import contextlib
 import os
 import sys
 import warnings
@@ -135,3 +136,20 @@ def warn_user(message, category):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 
+
+
+@contextlib.contextmanager
+def unchanged_on_error(obj, always=False):
+    """Put ``obj.__dict__`` back as it was when the block raises (anything, Ctrl-C
+    included), or whatever happens with ``always``: no half-fitted estimator after an
+    error (scikit-learn's ``validate_data`` sets ``n_features_in_`` first thing)."""
+    before = dict(obj.__dict__)
+    try:
+        yield
+    except BaseException:
+        obj.__dict__.clear()
+        obj.__dict__.update(before)
+        raise
+    if always:
+        obj.__dict__.clear()
+        obj.__dict__.update(before)
