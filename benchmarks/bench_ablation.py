@@ -65,7 +65,8 @@ VARIANTS = {
                                                      "warmup_epochs": "steps"}),
     "umap-anchor-strong": dict(init_params="umap", warmup_epochs="steps",
                                **STRONG_REGIME),
-    # umap-anchor-paper above is the default recipe (since 2026-12-01)
+    # umap-anchor-paper above was the default recipe on 2026-12-01; umap-anchor-hot
+    # (the warm-up at ten times the step) is the default since its third session
     "umap-anchor-hot": dict(init_params="umap", **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,

@@ -26,7 +26,7 @@ README = Path(__file__).resolve().parent.parent / "README.rst"
 # The README's copy of the table lies between these two comment lines.
 README_MARKERS = (".. should-i-use-start\n", ".. should-i-use-end\n")
 # The bench_ablation.py variant that runs what VaDEClustering's defaults run.
-DEFAULT_VARIANT = "umap-anchor-paper"
+DEFAULT_VARIANT = "umap-anchor-hot"
 # Rows in this order; the data as bench_ablation.py feeds it (../shared/data/README).
 DATASETS = {
     "mnist": "MNIST (70,000 x 784)",
