@@ -8,8 +8,11 @@ valid, not about its accuracy, which benchmarks/ measures).
 
 import importlib.util
 import inspect
+import os
 import re
 import shlex
+import shutil
+import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -81,6 +84,10 @@ def test_the_blocks_are_found():
     """The extraction sees the blocks that the tests below run."""
     assert len(python_blocks(ROOT / "README.rst")) == 1
     assert len(python_blocks(ROOT / "docs" / "user_guide.rst")) >= 3
+    # the scaling page's blocks are each either dask's or Spark's
+    dask, spark = scaling_blocks("dask"), scaling_blocks("pyspark")
+    assert len(dask) >= 1 and len(spark) == 1
+    assert len(dask) + len(spark) == len(python_blocks(ROOT / "docs" / "scaling.rst"))
     commands = literal_commands(section(ROOT / "README.rst", "Command line"))
     assert ["fit", "data.csv", "--n-clusters", "5"] == commands[0][:4]
     assert "--save-model" in commands[0]
@@ -97,13 +104,15 @@ def test_readme_and_quickstart_python(tiny_defaults):
     run_blocks(python_blocks(ROOT / "docs" / "index.rst"), {})
 
 
-def run_page_on_fitted_model(page, X, n_clusters):
-    """A page's blocks, in order, on the data and fitted model that its prose has
-    just introduced (``X``, ``vade``)."""
+def run_page_on_fitted_model(page, X, n_clusters, blocks=None):
+    """A page's blocks (or the ``blocks`` given), in order, on the data and fitted
+    model that its prose has just introduced (``X``, ``vade``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         vade = VaDEClustering(n_clusters=n_clusters, random_state=0).fit(X)
-    return run_blocks(python_blocks(ROOT / "docs" / page), {"X": X, "vade": vade})
+    if blocks is None:
+        blocks = python_blocks(ROOT / "docs" / page)
+    return run_blocks(blocks, {"X": X, "vade": vade})
 
 
 def test_user_guide_python(tiny_defaults, small_digits, tmp_path, monkeypatch):
@@ -115,12 +124,44 @@ def test_user_guide_python(tiny_defaults, small_digits, tmp_path, monkeypatch):
     assert isinstance(namespace["vade"], VaDEClustering)
 
 
+def scaling_blocks(engine):
+    """The scaling page's blocks that use ``engine`` ("dask" or "pyspark")."""
+    return [block for block in python_blocks(ROOT / "docs" / "scaling.rst")
+            if f"import {engine}" in block or f"from {engine}" in block]
+
+
 def test_scaling_page_python(tiny_defaults, small_digits):
     """The dask example of the scaling page."""
     pytest.importorskip("dask.array")
-    namespace = run_page_on_fitted_model("scaling.rst", small_digits[0], 4)
+    namespace = run_page_on_fitted_model("scaling.rst", small_digits[0], 4,
+                                         scaling_blocks("dask"))
     np.testing.assert_array_equal(namespace["labels"],
                                   namespace["vade"].predict(small_digits[0]))
+
+
+def test_scaling_page_spark(tiny_defaults, small_digits, tmp_path, monkeypatch):
+    """The Spark example of the scaling page: a pandas UDF on a local Spark gives
+    the labels of predict."""
+    pytest.importorskip("pyspark")
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("skops")
+    if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
+        pytest.skip("Spark needs Java")
+    monkeypatch.chdir(tmp_path)  # the example writes vade.skops
+    # Spark's Python workers: this interpreter (else the first python3 on PATH)
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    monkeypatch.setenv("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    try:
+        namespace = run_page_on_fitted_model("scaling.rst", small_digits[0], 4,
+                                             scaling_blocks("pyspark"))
+        np.testing.assert_array_equal(namespace["spark_labels"],
+                                      namespace["vade"].predict(small_digits[0]))
+    finally:
+        session = SparkSession.getActiveSession()
+        if session is not None:
+            session.stop()
 
 
 def test_every_documented_python_block_is_run():
