@@ -199,10 +199,12 @@ class JointPhase:
         self.converged = (epoch > warmup_epochs
                           and epoch + 1 >= warmup_epochs + config.min_epochs
                           and changed < config.tol)
+        state = None
         if self.history[-1]["n_empty"] == 0:  # a model with every component in use
-            self.full_states.append((epoch + 1, _clone_state(self.net)))
-        if epoch + 1 == warmup_epochs:
-            self.warmup_state = (epoch + 1, _clone_state(self.net))
+            state = _clone_state(self.net)
+            self.full_states.append((epoch + 1, state))
+        if epoch + 1 == warmup_epochs:  # one copy serves both when both apply
+            self.warmup_state = (epoch + 1, state or _clone_state(self.net))
         return self.converged
 
     def rollback(self, n_kept):
