@@ -362,3 +362,19 @@ def test_the_guard_falls_back_to_the_warm_up_then_to_the_fewest_empty():
     assert guard(None, [(3, two_empty)], one_empty) == (None, 1, 1)
     assert _training._n_empty(net, X, config.batch_size) == 1
     assert guard(None, [], full) == (None, 0, 0)
+
+
+def test_fit_warns_when_the_model_kept_still_has_empty_components(monkeypatch):
+    """The guard's result travels to fit's warning: with no full model to go back
+    to, the warning names the one that leaves the fewest empty."""
+    X, _ = make_blobs(n_samples=240, centers=3, n_features=5, cluster_std=1.0,
+                      random_state=1)
+    est = VaDEClustering(n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2,
+                         pretrain_epochs=5, max_epochs=4, batch_size=32, tol=0.0,
+                         init_params="gmm", random_state=0)
+    monkeypatch.setattr(_training.JointPhase, "keep_a_full_model",
+                        lambda phase: (3, 2, 1))
+    with pytest.warns(ConvergenceWarning, match=r"emptied 2 of the 3 components by "
+                      r"its last epoch; the model kept is that after epoch 3 of 4, "
+                      r"which left the fewest empty \(1\) \(history_ shows"):
+        est.fit(X)
