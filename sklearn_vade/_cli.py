@@ -345,8 +345,8 @@ def cmd_fit(args):
         learning_rate=args.learning_rate,
         reconstruction_weight=args.reconstruction_weight, n_init=args.n_init,
         tol=args.tol,
-        device=args.device, random_state=args.random_state,
-        verbose=_verbosity(args))
+        device=args.device, precision=args.precision,
+        random_state=args.random_state, verbose=_verbosity(args))
     _validate_options(model)
     X = read_data(args.data, args.delimiter, args.npz_key)
     start = time.perf_counter()
@@ -553,6 +553,11 @@ def build_parser():
     fit.add_argument("--device", choices=_choices("device"),
                      default=defaults["device"],
                      help="where to train (default: auto, CUDA when available)")
+    fit.add_argument("--precision", choices=_choices("precision"),
+                     default=defaults["precision"],
+                     help="arithmetic of training; bfloat16 is faster where the "
+                     "hardware has it natively, auto picks it there "
+                     "(default: %(default)s)")
     fit.add_argument("--random-state", type=int, default=None,
                      help="seed for reproducible results (default: none)")
     _add_verbose(fit)

@@ -451,6 +451,7 @@ def test_fit_choices_are_the_estimators_own():
         "pi_update": {"em", "renormalize", "softmax", "unconstrained", "fixed"},
         "init_params": {"umap", "gmm"},
         "device": {"auto", "cpu", "cuda"},
+        "precision": {"float32", "bfloat16", "auto"},
     }
     for name, values in choices.items():
         for value in values:  # each is valid for the estimator

@@ -363,25 +363,39 @@ def test_defaults_cluster_real_digits(digits):
     assert cluster_accuracy(y, labels) >= 0.5
 
 
-def test_bfloat16_training_path(small_digits, monkeypatch):
-    """The bfloat16-autocast training path (off by default) fits and stays finite."""
-    from sklearn_vade import _validation
-    from sklearn_vade._utils import fast_dtype
-
-    if fast_dtype(torch.device("cpu")) is None:
-        pytest.skip("this CPU has no native bfloat16")
-    monkeypatch.setattr(_validation, "USE_BF16", True)
+def test_bfloat16_training_path(small_digits):
+    """precision="bfloat16" trains under bfloat16 autocast (emulated where the CPU
+    has no native bfloat16), stays finite and predicts in float64 as always."""
     X, _ = small_digits
-    est = VaDEClustering(n_clusters=10, **dict(SMALL, max_epochs=5, tol=0.0))
+    quick = dict(SMALL, pretrain_epochs=10, max_epochs=5, tol=0.0)
+    est = VaDEClustering(n_clusters=10, precision="bfloat16", **quick)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(X)
-    config = _validation.check_params_vs_input(est.get_params(), X,
-                                              torch.device("cpu"))
-    assert config.compute_dtype == torch.bfloat16
     assert np.isfinite(est.lower_bound_)
-    assert np.isfinite(est.predict_proba(X)).all()
+    proba = est.predict_proba(X)
+    assert proba.dtype == np.float64 and np.isfinite(proba).all()
+    # Not the float32 fit: the autocast really ran.
+    ref = VaDEClustering(n_clusters=10, **quick)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref.fit(X)
+    assert not np.allclose(ref.predict_proba(X), proba)
 
+
+@pytest.mark.parametrize("precision, native, expected", [
+    ("float32", True, None), ("float32", False, None),
+    ("bfloat16", True, torch.bfloat16), ("bfloat16", False, torch.bfloat16),
+    ("auto", True, torch.bfloat16), ("auto", False, None),
+])
+def test_precision_resolves_to_the_autocast_dtype(precision, native, expected,
+                                                  monkeypatch):
+    """"auto" takes bfloat16 only where the device computes it natively."""
+    from sklearn_vade import _validation
+
+    monkeypatch.setattr(_validation, "fast_dtype",
+                        lambda device: torch.bfloat16 if native else None)
+    assert _validation.resolve_precision(precision, torch.device("cpu")) is expected
 
 
 def test_warnings_point_at_the_users_line(small_digits):
