@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.validation import _num_samples
 
 from ._elbo import entropy_categorical
@@ -20,6 +21,17 @@ def n_mixture_parameters(n_clusters, latent_dim):
     return (n_clusters - 1) + 2 * n_clusters * latent_dim
 
 
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        # checked below, with messages that say what to pass instead
+        "n_clusters_values": "no_validation",
+        "estimator": "no_validation",
+        "criterion": [StrOptions({"bic", "icl", "elbo"})],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=False,  # each candidate validates its own fit
+)
 def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
                       verbose=0):
     """Fit VaDE for several ``n_clusters`` from one pretrained autoencoder.
@@ -98,9 +110,6 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
             "n_clusters_values must hold at least one integer >= 1, got "
             f"{list(n_clusters_values)!r}."
         )
-    if criterion not in ("bic", "icl", "elbo"):
-        raise ValueError(
-            f"criterion must be 'bic', 'icl' or 'elbo', got {criterion!r}.")
     n_samples = _num_samples(X)  # before the pretraining: fail early on bad X
     base = clone(estimator if estimator is not None else VaDEClustering())
     base.set_params(n_clusters=max(values), warm_start=False)

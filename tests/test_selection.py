@@ -88,8 +88,14 @@ def test_select_n_clusters_by_elbo_and_errors(blobs):
         select_n_clusters(X, [])
     with pytest.raises(ValueError, match="at least one integer >= 1"):
         select_n_clusters(X, [0, 2])
-    with pytest.raises(ValueError, match="criterion must be 'bic', 'icl' or 'elbo'"):
+    with pytest.raises(ValueError, match=(
+            r"The 'criterion' parameter of select_n_clusters must be a str among "
+            r"\{.*'icl'.*\}. Got 'aic' instead.")):
         select_n_clusters(X, [2], criterion="aic")
+    with pytest.raises(ValueError, match="The 'verbose' parameter"):
+        select_n_clusters(X, [2], verbose="loud")
+    with pytest.raises(TypeError, match="The 'X' parameter"):
+        select_n_clusters("not data", [2])
 
 
 @pytest.mark.parametrize("values", [5, "5", [2, 3.5], [2, "3"], [True, 2]])
