@@ -69,6 +69,10 @@ VARIANTS = {
     # (the warm-up at ten times the step) is the default since its third session
     "umap-anchor-hot": dict(init_params="umap", **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
+    # the warm-up at three times the step: between keeping the start (hot) and
+    # letting the joint phase move it (paper)
+    "umap-anchor-warm": dict(init_params="umap", **{
+        **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 3e-4}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,
                                                    "warmup_epochs": "steps"}),
     # The warm-up's q(c|x) with 0.1 of its weight spread over all components (the

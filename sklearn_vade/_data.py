@@ -1,9 +1,12 @@
 """The data floor: per-feature scaling and the training copy of X.
 
 Gaussian data is standardised per feature in float64 (Bernoulli data is used as
-is); the training copy is float32 rows on the training device, dense X copied once,
+is); the training copy is float32 rows on the training device, dense X copied once
+(float32 X needing no scaling is read in place on the CPU),
 sparse X densified batch by batch.
 """
+
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,11 +50,18 @@ def standardise_rows(X, offset, scale):
 def training_rows(X, offset, scale, device):
     """The training data as rows of standardised float32 tensors on ``device``.
 
-    Dense X is copied once into a tensor; sparse X stays sparse and each batch of
+    Dense X is copied once into a tensor, except float32 X on the CPU that needs
+    no scaling (e.g. pixels in [0, 1] for the Bernoulli likelihood), which training
+    reads in place, never writing to it; sparse X stays sparse and each batch of
     rows is densified when it is drawn.
     """
     if sp.issparse(X):
         return _SparseRows(X, offset, scale, device)
+    if (torch.device(device).type == "cpu" and X.dtype == np.float32
+            and X.flags.c_contiguous and not offset.any() and (scale == 1).all()):
+        with warnings.catch_warnings():  # read-only X (e.g. a memmap): never written
+            warnings.filterwarnings("ignore", "The given NumPy array is not writ")
+            return torch.from_numpy(X)
     X_train = torch.empty(X.shape, dtype=torch.float32, device=device)
     # Standardised in float64, a chunk of rows at a time, then rounded once to
     # float32: a feature far from zero relative to its spread (e.g. timestamps)
