@@ -34,7 +34,7 @@ from bench_datasets import DATA_DIR
 from bench_datasets import load as load_dataset
 
 import sklearn_vade
-from sklearn_vade import _elbo
+from sklearn_vade import _elbo, _init
 from sklearn_vade._engine import encode_means
 from sklearn_vade._init import Partition, initialise_mixture
 from sklearn_vade._pretrain import pretrain_autoencoder
@@ -73,6 +73,10 @@ VARIANTS = {
     # letting the joint phase move it (paper)
     "umap-anchor-warm": dict(init_params="umap", **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 3e-4}),
+    # the default without trading small manifold clusters for splits (the default
+    # until the fourth session of 2026-12-01)
+    "umap-nosplit-anchor-hot": dict(init_params="umap", min_cluster_share=0.0, **{
+        **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,
                                                    "warmup_epochs": "steps"}),
     # The warm-up's q(c|x) with 0.1 of its weight spread over all components (the
@@ -145,14 +149,18 @@ def gamma_labels(net, X_train, batch_size):
                                       prior.log_var_c).argmax(1).cpu().numpy()
 
 
-def run(name, seed, variant, cache_dir):
+def run(name, seed, variant, cache_dir, precision="float32"):
     X, y, K = load(name)
     overrides = dict(VARIANTS[variant])
-    estimator = sklearn_vade.VaDEClustering(n_clusters=K, random_state=seed)
+    min_share = overrides.pop("min_cluster_share", _init.MIN_CLUSTER_SHARE)
+    estimator = sklearn_vade.VaDEClustering(n_clusters=K, random_state=seed,
+                                            precision=precision)
     estimator._validate_params()
     prep = estimator._prepare(X, continuing=False)
+    # bfloat16 pretraining gives another autoencoder: cached apart
+    tag = "" if precision == "float32" else f"-{precision}"
     net, generator, rng, pretrain_seconds = pretrained(
-        estimator, prep, cache_dir / f"{name}-{seed}.pt")
+        estimator, prep, cache_dir / f"{name}-{seed}{tag}.pt")
     config = prep.config
     max_epochs = overrides.pop("max_epochs")
     if overrides.get("warmup_epochs") == "steps":
@@ -160,9 +168,15 @@ def run(name, seed, variant, cache_dir):
         overrides["warmup_epochs"] = max(10, -(-WARMUP_STEPS // steps))
     max_epochs += overrides.get("warmup_epochs", 0)
     config = config._replace(**overrides)
-    net, generator, rng, start, init_seconds = initialised(
-        net, generator, rng, prep.X_train, config,
-        cache_dir / f"{name}-{seed}-{config.init_params}-start.pt")
+    start_tag = "-nosplit" if min_share == 0 and config.init_params == "umap" else ""
+    saved_share = _init.MIN_CLUSTER_SHARE
+    _init.MIN_CLUSTER_SHARE = min_share
+    try:
+        net, generator, rng, start, init_seconds = initialised(
+            net, generator, rng, prep.X_train, config,
+            cache_dir / f"{name}-{seed}{tag}-{config.init_params}{start_tag}-start.pt")
+    finally:
+        _init.MIN_CLUSTER_SHARE = saved_share
     prior_labels = gamma_labels(net, prep.X_train, config.batch_size)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -172,7 +186,9 @@ def run(name, seed, variant, cache_dir):
     train_seconds = time.perf_counter() - t0
     final = gamma_labels(net, prep.X_train, config.batch_size)
     return {
-        "dataset": name, "seed": seed, "variant": variant, "start": start.method,
+        "dataset": name, "seed": seed,
+        "variant": variant if precision == "float32" else f"{variant}+{precision}",
+        "precision": precision, "start": start.method,
         "start_acc": score(y, start.labels)["acc"],
         "prior_acc": score(y, prior_labels)["acc"],
         **{f"final_{k}": v for k, v in score(y, final).items()},
@@ -266,6 +282,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", type=Path,
                         default=Path(__file__).resolve().parent / ".cache")
+    parser.add_argument("--precision", default="float32",
+                        choices=["float32", "bfloat16"],
+                        help="VaDEClustering(precision=...); other than float32, "
+                             "the variant's name gets '+PRECISION'")
     parser.add_argument("--out", default="ablation")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -276,8 +296,8 @@ def main(argv=None):
     for name in args.datasets:
         for seed in args.seeds:
             for variant in args.variants:
-                record = run(name, seed, variant, args.cache)
-                key = (name, seed, variant)
+                record = run(name, seed, variant, args.cache, args.precision)
+                key = (name, seed, record["variant"])
                 records = [r for r in records
                            if (r["dataset"], r["seed"], r["variant"]) != key]
                 records.append(record)

@@ -14,6 +14,7 @@ from sklearn_vade._init import (
     cluster_moments,
     consensus_labels,
     initial_partition,
+    split_instead_of_small,
 )
 
 
@@ -68,6 +69,32 @@ def test_consensus_keeps_the_partition_most_restarts_agree_on(monkeypatch, rng):
     monkeypatch.setattr(_init, "GaussianMixture", Scripted)
     labels = consensus_labels(rng.standard_normal((60, 2)), 3, rng, n_restarts=5)
     assert adjusted_rand_score(base, labels) == pytest.approx(1.0)
+
+
+def test_a_small_cluster_is_traded_for_a_split_of_the_widest(rng):
+    """Three equal blobs, labelled as two clusters (one merging two blobs) plus a
+    handful of outliers: the outliers join their nearest cluster and the merged
+    pair is split, recovering the blobs."""
+    points, truth = make_blobs(n_samples=600, centers=[[0, 0], [10, 0], [0, 10]],
+                               cluster_std=0.5, random_state=0)
+    labels = np.where(truth == 2, 1, 0)
+    tiny = np.flatnonzero(truth == 0)[:5]  # 5 < 0.1 * 600 / 3
+    labels[tiny] = 2
+    result = split_instead_of_small(points, labels, 3, rng)
+    assert adjusted_rand_score(truth, result) == 1.0
+    assert np.bincount(result).min() == 200
+
+
+def test_partitions_without_small_clusters_are_left_alone(rng):
+    points, truth = make_blobs(n_samples=300, centers=3, random_state=1)
+    unbalanced = truth.copy()
+    unbalanced[np.flatnonzero(truth == 0)[:80]] = 1  # 20 left: twice the floor of 10
+    state = rng.get_state()
+    np.testing.assert_array_equal(split_instead_of_small(points, unbalanced, 3, rng),
+                                  unbalanced)
+    # no random number drawn: fits without small clusters are unchanged
+    assert rng.get_state()[2] == state[2]
+    np.testing.assert_array_equal(rng.get_state()[1], state[1])
 
 
 def test_consensus_recovers_separated_blobs(rng):
