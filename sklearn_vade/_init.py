@@ -103,9 +103,19 @@ def manifold_partition(codes, n_clusters, rng):
     return Partition(labels, weights, means, variances, "umap")
 
 
+def import_umap():
+    """umap-learn, imported when a fit first needs it (numba compiles it on first
+    use), without its announcement that the optional TensorFlow part is absent."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tensorflow not installed",
+                                category=ImportWarning)
+        import umap
+    return umap
+
+
 def umap_embedding(codes, n_components, seed):
     """UMAP (``min_dist`` 0, euclidean) of the codes standardised per dimension."""
-    import umap  # imported here: numba compiles it on first use, only if needed
+    umap = import_umap()
 
     spread = codes.std(axis=0)
     scaled = (codes - codes.mean(axis=0)) / np.where(spread > 0, spread, 1.0)

@@ -143,3 +143,16 @@ def test_init_params_is_validated_and_reaches_the_start(small_digits, monkeypatc
     assert seen == [("umap", "umap"), ("gmm", "gmm")]
     with pytest.raises(ValueError, match="init_params"):
         VaDEClustering(init_params="kmeans", **model).fit(X)
+
+
+def test_importing_umap_says_nothing_about_tensorflow():
+    """umap-learn's ImportWarning about its optional TensorFlow part does not reach
+    users (a fresh process, where umap is imported for the first time)."""
+    import subprocess
+    import sys
+
+    code = "from sklearn_vade._init import import_umap; import_umap()"
+    result = subprocess.run([sys.executable, "-W", "error::ImportWarning", "-c", code],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
