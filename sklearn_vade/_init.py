@@ -158,13 +158,16 @@ def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT):
 def split_instead_of_small(points, labels, n_clusters, rng,
                            min_share=MIN_CLUSTER_SHARE):
     """Replace clusters smaller than ``min_share * n / K`` samples by halves of
-    the widest clusters.
+    wide clusters.
 
-    The smallest such cluster is dissolved (each of its points joins the cluster
-    with the nearest centroid), then the cluster with the largest sum of squared
-    distances to its centroid is split in two by 2-means, as bisecting k-means
-    splits, and one half takes the freed label; at most K times. Labels of
-    partitions without small clusters are returned unchanged.
+    The smallest such cluster is dissolved: each of its points joins the nearest
+    centroid among the clusters that are not small. Then the widest of those (the
+    largest sum of squared distances to its centroid) is split in two by 2-means,
+    as bisecting k-means splits, and one half takes the freed label; a split that
+    would leave a half below the floor (e.g. one that cuts off the dissolved
+    points again, when they lie apart) is not made, and the next widest is
+    tried. At most K times. Partitions without small clusters are returned
+    unchanged, without drawing a random number.
     """
     from sklearn.cluster import KMeans
 
@@ -173,26 +176,26 @@ def split_instead_of_small(points, labels, n_clusters, rng,
     for _ in range(n_clusters):
         counts = np.bincount(labels, minlength=n_clusters)
         small = np.flatnonzero(counts < floor)
-        if len(small) == 0:
+        kept = np.flatnonzero(counts >= floor)
+        if len(small) == 0 or len(kept) == 0:
             break
         freed = small[np.argmin(counts[small])]
-        others = np.flatnonzero(counts > 0)
-        others = others[others != freed]
-        if len(others) == 0:
-            break
-        centroids = np.stack([points[labels == c].mean(axis=0) for c in others])
+        centroids = np.stack([points[labels == c].mean(axis=0) for c in kept])
         members = np.flatnonzero(labels == freed)
         if len(members):
             distance = ((points[members, None, :] - centroids[None]) ** 2).sum(-1)
-            labels[members] = others[np.argmin(distance, axis=1)]
+            labels[members] = kept[np.argmin(distance, axis=1)]
         spread = [((points[labels == c] - points[labels == c].mean(axis=0)) ** 2).sum()
-                  for c in others]
-        widest = np.flatnonzero(labels == others[int(np.argmax(spread))])
-        if len(widest) < 2:
+                  for c in kept]
+        for c in kept[np.argsort(spread, kind="stable")[::-1]]:
+            rows = np.flatnonzero(labels == c)
+            halves = KMeans(n_clusters=2, n_init=3,
+                            random_state=draw_seed(rng)).fit_predict(points[rows])
+            if min(np.bincount(halves, minlength=2)) >= floor:
+                labels[rows[halves == 1]] = freed
+                break
+        else:  # no cluster splits into two halves above the floor
             break
-        halves = KMeans(n_clusters=2, n_init=3,
-                        random_state=draw_seed(rng)).fit_predict(points[widest])
-        labels[widest[halves == 1]] = freed
     return labels
 
 

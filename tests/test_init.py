@@ -85,6 +85,20 @@ def test_a_small_cluster_is_traded_for_a_split_of_the_widest(rng):
     assert np.bincount(result).min() == 200
 
 
+def test_a_small_island_is_absorbed_not_split_off_again(rng):
+    """Outliers lying apart, labelled as their own tiny cluster, join a cluster;
+    the split that would cut them off again is refused, and the two blobs merged
+    into one cluster are split instead."""
+    points, truth = make_blobs(n_samples=600, centers=[[0, 0], [10, 0], [0, 10]],
+                               cluster_std=0.5, random_state=0)
+    island = np.random.RandomState(1).normal([60, 60], 0.3, size=(8, 2))
+    points = np.vstack([points, island])
+    labels = np.r_[np.where(truth == 2, 1, 0), np.full(8, 2)]
+    result = split_instead_of_small(points, labels, 3, rng)
+    assert np.bincount(result).min() >= 0.1 * len(points) / 3
+    assert adjusted_rand_score(truth, result[:600]) == 1.0
+
+
 def test_partitions_without_small_clusters_are_left_alone(rng):
     points, truth = make_blobs(n_samples=300, centers=3, random_state=1)
     unbalanced = truth.copy()
