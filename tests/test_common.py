@@ -7,7 +7,7 @@ from sklearn_vade import VaDEClustering
 # scikit-learn 1.9.1's sparse checks assume that an estimator with predict_proba is a
 # classifier and read ``classifier_tags.multi_class``, which is None for a clusterer,
 # so they raise AttributeError before looking at our output. The sparse path is
-# tested in test_reliability.py.
+# tested in test_robustness.py.
 _SCIKIT_LEARN_DEFECT = (
     "scikit-learn 1.9.1 assumes predict_proba means a classifier and reads "
     "classifier_tags.multi_class on None"

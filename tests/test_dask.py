@@ -1,24 +1,22 @@
 """Inference on dask arrays: lazy, block by block, the numpy results."""
 
-import warnings
-
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import NotFittedError
 
 from sklearn_vade import VaDEClustering
 
 da = pytest.importorskip("dask.array")
 
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 
 @pytest.fixture(scope="module")
 def fitted(small_digits):
     X = small_digits[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return VaDEClustering(n_clusters=4, hidden_layer_sizes=(16,), latent_dim=3,
-                              pretrain_epochs=2, max_epochs=2, init_params="gmm",
-                              random_state=0).fit(X)
+    return VaDEClustering(n_clusters=4, hidden_layer_sizes=(16,), latent_dim=3,
+                          pretrain_epochs=2, max_epochs=2, init_params="gmm",
+                          random_state=0).fit(X)
 
 
 @pytest.mark.parametrize("chunks", [(70, 64), (50, 16), (300, 64)])
@@ -74,11 +72,9 @@ def test_dask_ml_parallel_post_fit(small_digits):
     gamma of a dask array comes from VaDEClustering.predict_proba itself."""
     wrappers = pytest.importorskip("dask_ml.wrappers")
     X = small_digits[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = wrappers.ParallelPostFit(VaDEClustering(
-            n_clusters=4, hidden_layer_sizes=(16,), latent_dim=3, pretrain_epochs=2,
-            max_epochs=2, init_params="gmm", random_state=0)).fit(X)
+    model = wrappers.ParallelPostFit(VaDEClustering(
+        n_clusters=4, hidden_layer_sizes=(16,), latent_dim=3, pretrain_epochs=2,
+        max_epochs=2, init_params="gmm", random_state=0)).fit(X)
     Xd = da.from_array(X, chunks=(70, 64))
     fitted = model.estimator
     labels = model.predict(Xd)

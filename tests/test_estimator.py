@@ -17,17 +17,16 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_vade import VaDEClustering, cluster_accuracy
 
-SMALL = dict(hidden_layer_sizes=(64, 64), latent_dim=5, pretrain_epochs=60,
-             max_epochs=30, batch_size=64, random_state=0)
+from .conftest import SMALL_LONG
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
 def fitted(small_digits):
     """One small fit shared by the read-only tests of this module."""
     X, _ = small_digits
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return VaDEClustering(n_clusters=10, **SMALL).fit(X)
+    return VaDEClustering(n_clusters=10, **SMALL_LONG).fit(X)
 
 
 def test_fitted_attributes(fitted, small_digits):
@@ -123,7 +122,7 @@ def test_sample_on_gaussian_data_uses_data_scale():
     """On real-valued data, samples come back on the data's own location and scale."""
     X, _ = make_blobs(n_samples=200, centers=3, random_state=0)
     X = X * 1000.0 + 5000.0
-    est = VaDEClustering(n_clusters=3, **SMALL).fit(X)
+    est = VaDEClustering(n_clusters=3, **SMALL_LONG).fit(X)
     X_new, _ = est.sample(500)
     np.testing.assert_allclose(X_new.mean(axis=0), X.mean(axis=0),
                                atol=0.5 * X.std())
@@ -134,7 +133,7 @@ def test_gaussian_likelihood_on_large_scale_blobs():
     """likelihood="auto" picks Gaussian on blobs at scale 1e4 and recovers them."""
     X, y = make_blobs(n_samples=300, centers=3, cluster_std=0.5, random_state=3)
     X = X * 1e4
-    est = VaDEClustering(n_clusters=3, **SMALL).fit(X)
+    est = VaDEClustering(n_clusters=3, **SMALL_LONG).fit(X)
     assert est.likelihood_ == "gaussian"
     assert np.isfinite(est.lower_bound_)
     assert adjusted_rand_score(y, est.labels_) > 0.9
@@ -150,11 +149,9 @@ def test_auto_likelihood_is_bernoulli_on_unit_data(fitted):
 def test_pi_update_modes_keep_weights_on_simplex(pi_update, small_digits):
     """Each pi_update mode ends with weights_ on the simplex; "fixed" keeps its init."""
     X, _ = small_digits
-    params = dict(SMALL, pretrain_epochs=20, max_epochs=10)
+    params = dict(SMALL_LONG, pretrain_epochs=20, max_epochs=10)
     est = VaDEClustering(n_clusters=10, pi_update=pi_update, **params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X)
+    est.fit(X)
     assert np.all(est.weights_ > 0)
     np.testing.assert_allclose(est.weights_.sum(), 1.0)
     if pi_update == "fixed":
@@ -168,7 +165,7 @@ def test_em_pi_update_tracks_cluster_sizes():
     """Under "em", pi follows the responsibilities: weights_ match cluster sizes."""
     X, y = make_blobs(n_samples=[300, 60, 140], centers=None, cluster_std=0.6,
                       random_state=0)
-    est = VaDEClustering(n_clusters=3, **SMALL).fit(X)
+    est = VaDEClustering(n_clusters=3, **SMALL_LONG).fit(X)
     sizes = np.bincount(est.labels_, minlength=3) / len(X)
     np.testing.assert_allclose(np.sort(est.weights_), np.sort(sizes), atol=0.05)
 
@@ -176,7 +173,7 @@ def test_em_pi_update_tracks_cluster_sizes():
 def test_pipeline_with_scaler():
     """A scaler + VaDEClustering pipeline fits and predicts."""
     X, y = make_blobs(n_samples=300, centers=3, random_state=1)
-    pipe = make_pipeline(StandardScaler(), VaDEClustering(n_clusters=3, **SMALL))
+    pipe = make_pipeline(StandardScaler(), VaDEClustering(n_clusters=3, **SMALL_LONG))
     labels = pipe.fit_predict(X)
     assert adjusted_rand_score(y, labels) > 0.9
     np.testing.assert_array_equal(pipe.predict(X), labels)
@@ -190,11 +187,9 @@ def test_grid_search_over_n_clusters_scored_by_elbo():
     """
     X, _ = make_blobs(n_samples=300, centers=3, random_state=1)
     X = StandardScaler().fit_transform(X)
-    params = dict(SMALL, pretrain_epochs=30, max_epochs=15)
+    params = dict(SMALL_LONG, pretrain_epochs=30, max_epochs=15)
     search = GridSearchCV(VaDEClustering(**params), {"n_clusters": [1, 3]}, cv=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        search.fit(X)
+    search.fit(X)
     scores = search.cv_results_["mean_test_score"]
     assert np.all(np.isfinite(scores))
     # the ELBO is what ranks them: held-out score of each candidate, best refit
@@ -238,13 +233,11 @@ def test_fitted_state_holds_no_tensors(fitted):
 def test_warm_start_continues_training(small_digits):
     """With warm_start, a second fit continues from the first, skipping pretraining."""
     X, _ = small_digits
-    params = dict(SMALL, pretrain_epochs=30, max_epochs=5, tol=0.0)
+    params = dict(SMALL_LONG, pretrain_epochs=30, max_epochs=5, tol=0.0)
     est = VaDEClustering(n_clusters=10, warm_start=True, **params)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X)
-        means_before = est.means_.copy()
-        est.fit(X)
+    est.fit(X)
+    means_before = est.means_.copy()
+    est.fit(X)
     assert est.pretrain_losses_ == []
     assert est.n_iter_ == 5
     # it started from the previous solution: the means moved only a little
@@ -256,25 +249,23 @@ def test_warm_start_keeps_the_fitted_network_and_likelihood(small_digits):
     network or likelihood is refused (the estimator is left as it was), and
     likelihood="auto" keeps the fitted likelihood whatever range the new X has."""
     X, _ = small_digits
-    params = dict(SMALL, pretrain_epochs=5, max_epochs=2, warm_start=True,
+    params = dict(SMALL_LONG, pretrain_epochs=5, max_epochs=2, warm_start=True,
                   random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gaussian = VaDEClustering(n_clusters=3, **params).fit(2.0 * X - 1.0)
-        assert gaussian.likelihood_ == "gaussian"
-        gaussian.fit(X)  # in [0, 1], where "auto" alone would pick Bernoulli
-        assert gaussian.likelihood_ == "gaussian"
-        means = gaussian.means_.copy()
-        for name, value in [("n_clusters", 4), ("latent_dim", 3),
-                            ("hidden_layer_sizes", (32, 64)), ("pi_update", "fixed"),
-                            ("likelihood", "bernoulli")]:
-            est = clone(gaussian).set_params(warm_start=False).fit(2.0 * X - 1.0)
-            est.set_params(warm_start=True, **{name: value})
-            with pytest.raises(ValueError, match=f"warm_start=True.*{name}"):
-                est.fit(X)
-        bernoulli = VaDEClustering(n_clusters=3, **params).fit(X)
-        with pytest.raises(ValueError, match=r"\[0, 1\]"):
-            bernoulli.fit(2.0 * X - 1.0)
+    gaussian = VaDEClustering(n_clusters=3, **params).fit(2.0 * X - 1.0)
+    assert gaussian.likelihood_ == "gaussian"
+    gaussian.fit(X)  # in [0, 1], where "auto" alone would pick Bernoulli
+    assert gaussian.likelihood_ == "gaussian"
+    means = gaussian.means_.copy()
+    for name, value in [("n_clusters", 4), ("latent_dim", 3),
+                        ("hidden_layer_sizes", (32, 64)), ("pi_update", "fixed"),
+                        ("likelihood", "bernoulli")]:
+        est = clone(gaussian).set_params(warm_start=False).fit(2.0 * X - 1.0)
+        est.set_params(warm_start=True, **{name: value})
+        with pytest.raises(ValueError, match=f"warm_start=True.*{name}"):
+            est.fit(X)
+    bernoulli = VaDEClustering(n_clusters=3, **params).fit(X)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        bernoulli.fit(2.0 * X - 1.0)
     np.testing.assert_array_equal(gaussian.means_, means)
 
 
@@ -290,23 +281,21 @@ def test_sample_after_set_params(fitted):
 def test_n_init_keeps_the_best_elbo(small_digits):
     """With n_init > 1 the kept run has the highest final ELBO of the runs."""
     X, _ = small_digits
-    params = dict(SMALL, pretrain_epochs=15, max_epochs=5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        multi = VaDEClustering(n_clusters=10, n_init=3, **params).fit(X)
-        rng = np.random.RandomState(0)
-        single_bounds = []
-        # the same seeds n_init draws: one run per draw of the same RandomState
-        for _ in range(3):
-            single = VaDEClustering(n_clusters=10, **dict(params, random_state=rng))
-            single_bounds.append(single.fit(X).lower_bound_)
+    params = dict(SMALL_LONG, pretrain_epochs=15, max_epochs=5)
+    multi = VaDEClustering(n_clusters=10, n_init=3, **params).fit(X)
+    rng = np.random.RandomState(0)
+    single_bounds = []
+    # the same seeds n_init draws: one run per draw of the same RandomState
+    for _ in range(3):
+        single = VaDEClustering(n_clusters=10, **dict(params, random_state=rng))
+        single_bounds.append(single.fit(X).lower_bound_)
     assert multi.lower_bound_ == pytest.approx(max(single_bounds))
 
 
 def test_max_epochs_zero_is_the_gmm_initialisation(small_digits):
     """max_epochs=0 stops after pretraining + mixture initialisation."""
     X, _ = small_digits
-    est = VaDEClustering(n_clusters=10, **dict(SMALL, max_epochs=0)).fit(X)
+    est = VaDEClustering(n_clusters=10, **dict(SMALL_LONG, max_epochs=0)).fit(X)
     assert est.n_iter_ == 0
     assert est.lower_bounds_ == []
     assert est.converged_ is False
@@ -315,12 +304,10 @@ def test_max_epochs_zero_is_the_gmm_initialisation(small_digits):
 def test_verbose_prints_progress(small_digits, capsys):
     """verbose=2 prints one line per epoch of each phase; verbose=0 prints nothing."""
     X, _ = small_digits
-    params = dict(SMALL, pretrain_epochs=3, max_epochs=2, tol=0.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        VaDEClustering(n_clusters=10, **params).fit(X)
-        assert capsys.readouterr().err == ""
-        VaDEClustering(n_clusters=10, verbose=2, **params).fit(X)
+    params = dict(SMALL_LONG, pretrain_epochs=3, max_epochs=2, tol=0.0)
+    VaDEClustering(n_clusters=10, **params).fit(X)
+    assert capsys.readouterr().err == ""
+    VaDEClustering(n_clusters=10, verbose=2, **params).fit(X)
     err = capsys.readouterr().err
     assert "pretraining epoch 3" in err
     assert "training epoch 2" in err
@@ -329,7 +316,7 @@ def test_verbose_prints_progress(small_digits, capsys):
 def test_convergence_warning_when_max_epochs_is_reached(small_digits):
     """A run cut by max_epochs before tol is met warns, naming max_epochs."""
     X, _ = small_digits
-    est = VaDEClustering(n_clusters=10, **dict(SMALL, max_epochs=2, tol=0.0))
+    est = VaDEClustering(n_clusters=10, **dict(SMALL_LONG, max_epochs=2, tol=0.0))
     with pytest.warns(ConvergenceWarning, match="max_epochs=2"):
         est.fit(X)
     assert est.converged_ is False
@@ -340,7 +327,8 @@ def test_dataframe_input_sets_feature_names(small_digits):
     pd = pytest.importorskip("pandas")
     X, _ = small_digits
     df = pd.DataFrame(X[:100], columns=[f"px{i}" for i in range(X.shape[1])])
-    est = VaDEClustering(n_clusters=3, **dict(SMALL, pretrain_epochs=5, max_epochs=0))
+    est = VaDEClustering(n_clusters=3,
+                         **dict(SMALL_LONG, pretrain_epochs=5, max_epochs=0))
     est.fit(df)
     np.testing.assert_array_equal(est.feature_names_in_, df.columns.to_numpy())
 
@@ -356,9 +344,7 @@ def test_defaults_cluster_real_digits(digits):
     """
     X, y = digits
     est = VaDEClustering(n_clusters=10, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = est.fit_predict(X)
+    labels = est.fit_predict(X)
     assert np.unique(labels).size == 10
     assert cluster_accuracy(y, labels) >= 0.5
 
@@ -385,10 +371,8 @@ def test_precision_sets_the_dtype_inside_the_fit(small_digits, monkeypatch,
     monkeypatch.setattr(_training, "autocast", recording("joint"))
     X, _ = small_digits
     est = VaDEClustering(n_clusters=10, precision=precision,
-                         **dict(SMALL, pretrain_epochs=5, max_epochs=4, tol=0.0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(X)
+                         **dict(SMALL_LONG, pretrain_epochs=5, max_epochs=4, tol=0.0))
+    est.fit(X)
     assert seen == {"pretraining": {dtype}, "joint": {dtype}}
     assert np.isfinite(est.lower_bound_)
     proba = est.predict_proba(X)

@@ -1,22 +1,27 @@
-"""Same random_state, same data: identical results; no global generator touched."""
+"""Same random_state, same data: identical results, in one process or two; no global
+generator touched."""
 
+import hashlib
 import random
+import subprocess
+import sys
+import textwrap
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_vade import VaDEClustering
 
-PARAMS = dict(hidden_layer_sizes=(32, 32), latent_dim=4, pretrain_epochs=20,
-              max_epochs=10, batch_size=50)
+from .conftest import UNSEEDED
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _fit(X, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return VaDEClustering(n_clusters=5, **dict(PARAMS, **kwargs)).fit(X)
+    return VaDEClustering(n_clusters=5, **dict(UNSEEDED, **kwargs)).fit(X)
 
 
 def test_same_seed_gives_identical_results(small_digits):
@@ -45,7 +50,7 @@ def test_float32_input_read_in_place_fits_as_float64(small_digits):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("error", message=".*not writ")  # torch's warning
-        a = VaDEClustering(n_clusters=5, random_state=3, **PARAMS).fit(X32)
+        a = VaDEClustering(n_clusters=5, random_state=3, **UNSEEDED).fit(X32)
     b = _fit(X32.astype(np.float64), random_state=3)
     np.testing.assert_array_equal(X32, before)
     np.testing.assert_array_equal(a.labels_, b.labels_)
@@ -83,3 +88,29 @@ def test_random_state_instance_is_accepted(small_digits):
     a = _fit(X, random_state=np.random.RandomState(3))
     b = _fit(X, random_state=np.random.RandomState(3))
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+_FIT_AND_HASH = textwrap.dedent("""
+    import hashlib, warnings
+    import numpy as np, torch
+    from sklearn.datasets import load_digits
+    from sklearn_vade import VaDEClustering
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    X = load_digits().data[:300] / 16
+    est = VaDEClustering(n_clusters=5, hidden_layer_sizes=(64, 64), latent_dim=5,
+                         pretrain_epochs=10, max_epochs=10, batch_size=32,
+                         random_state=7).fit(X)
+    digest = hashlib.sha256()
+    for array in (est.labels_, est.predict_proba(X), est.score_samples(X)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    print(digest.hexdigest())
+""")
+
+
+def test_two_processes_give_bitwise_identical_results():
+    digests = [subprocess.run([sys.executable, "-c", _FIT_AND_HASH], check=True,
+                              capture_output=True, text=True).stdout.strip()
+               for _ in range(2)]
+    assert len(digests[0]) == len(hashlib.sha256().hexdigest())
+    assert digests[0] == digests[1]

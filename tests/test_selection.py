@@ -13,8 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_vade import VaDEClustering, _run, select_n_clusters
 from sklearn_vade._selection import n_mixture_parameters
 
-# Small networks, default ("auto") training budgets.
-BLOB_MODEL = dict(hidden_layer_sizes=(32, 32), latent_dim=2, random_state=0)
+from .conftest import BLOB_MODEL
 
 
 @pytest.fixture(scope="module")

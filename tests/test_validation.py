@@ -7,8 +7,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_vade import VaDEClustering, cluster_accuracy
 
-FAST = dict(hidden_layer_sizes=(8,), latent_dim=2, pretrain_epochs=2, max_epochs=0,
-            random_state=0)
+from .conftest import PRETRAIN_ONLY
 
 
 @pytest.fixture
@@ -36,7 +35,7 @@ def X():
 ])
 def test_invalid_parameter_names_parameter(param, value, X):
     """A bad parameter raises InvalidParameterError naming it."""
-    est = VaDEClustering(n_clusters=2, **FAST).set_params(**{param: value})
+    est = VaDEClustering(n_clusters=2, **PRETRAIN_ONLY).set_params(**{param: value})
     with pytest.raises(InvalidParameterError, match=f"'{param}' parameter"):
         est.fit(X)
 
@@ -44,7 +43,7 @@ def test_invalid_parameter_names_parameter(param, value, X):
 @pytest.mark.parametrize("sizes", [(0,), (10, -1), (2.5,), ((3, 4),), ("a",)])
 def test_invalid_hidden_layer_sizes(sizes, X):
     """hidden_layer_sizes must be positive integers."""
-    est = VaDEClustering(n_clusters=2, **dict(FAST, hidden_layer_sizes=sizes))
+    est = VaDEClustering(n_clusters=2, **dict(PRETRAIN_ONLY, hidden_layer_sizes=sizes))
     with pytest.raises(ValueError, match="hidden_layer_sizes must be a sequence of "
                                          "positive integers"):
         est.fit(X)
@@ -52,13 +51,14 @@ def test_invalid_hidden_layer_sizes(sizes, X):
 
 def test_empty_hidden_layer_sizes_is_a_linear_model(X):
     """An empty tuple is valid: linear encoder and decoder."""
-    est = VaDEClustering(n_clusters=2, **dict(FAST, hidden_layer_sizes=())).fit(X)
+    est = VaDEClustering(n_clusters=2,
+                         **dict(PRETRAIN_ONLY, hidden_layer_sizes=())).fit(X)
     assert est.predict(X).shape == (30,)
 
 
 def test_bernoulli_outside_unit_interval(X):
     """Bernoulli on data outside [0, 1] says so and names the remedies."""
-    est = VaDEClustering(n_clusters=2, likelihood="bernoulli", **FAST)
+    est = VaDEClustering(n_clusters=2, likelihood="bernoulli", **PRETRAIN_ONLY)
     with pytest.raises(ValueError, match=r"needs every value of X in \[0, 1\].*"
                                          r"likelihood='gaussian'"):
         est.fit(X * 3)
@@ -66,14 +66,14 @@ def test_bernoulli_outside_unit_interval(X):
 
 def test_bernoulli_predict_outside_unit_interval(X):
     """A Bernoulli model refuses prediction data outside [0, 1] too."""
-    est = VaDEClustering(n_clusters=2, **FAST).fit(X)
+    est = VaDEClustering(n_clusters=2, **PRETRAIN_ONLY).fit(X)
     with pytest.raises(ValueError, match=r"X ranges over \[-0\.99"):
         est.predict(X - 1)
 
 
 def test_fewer_samples_than_clusters(X):
     """n_samples < n_clusters is refused, naming both numbers."""
-    est = VaDEClustering(n_clusters=5, **FAST)
+    est = VaDEClustering(n_clusters=5, **PRETRAIN_ONLY)
     with pytest.raises(ValueError, match="n_samples=3 should be >= n_clusters=5"):
         est.fit(X[:3])
 
@@ -87,31 +87,31 @@ def test_non_finite_input(bad, match, X):
     X = X.copy()
     X[3, 1] = bad
     with pytest.raises(ValueError, match=match):
-        VaDEClustering(n_clusters=2, **FAST).fit(X)
+        VaDEClustering(n_clusters=2, **PRETRAIN_ONLY).fit(X)
 
 
 def test_string_input():
     """Non-numeric input is refused."""
     X = np.array([["a", "b"], ["c", "d"], ["e", "f"]], dtype=object)
     with pytest.raises(ValueError, match="could not convert string to float"):
-        VaDEClustering(n_clusters=2, **FAST).fit(X)
+        VaDEClustering(n_clusters=2, **PRETRAIN_ONLY).fit(X)
 
 
 def test_one_dimensional_input():
     """1-D input is refused with scikit-learn's reshape hint."""
     with pytest.raises(ValueError, match="Expected 2D array"):
-        VaDEClustering(n_clusters=2, **FAST).fit(np.arange(10.0))
+        VaDEClustering(n_clusters=2, **PRETRAIN_ONLY).fit(np.arange(10.0))
 
 
 def test_empty_input():
     """An empty array is refused."""
     with pytest.raises(ValueError, match="0 sample"):
-        VaDEClustering(n_clusters=2, **FAST).fit(np.empty((0, 3)))
+        VaDEClustering(n_clusters=2, **PRETRAIN_ONLY).fit(np.empty((0, 3)))
 
 
 def test_wrong_number_of_features_at_predict(X):
     """predict on data with another number of features names both numbers."""
-    est = VaDEClustering(n_clusters=2, **FAST).fit(X)
+    est = VaDEClustering(n_clusters=2, **PRETRAIN_ONLY).fit(X)
     with pytest.raises(ValueError, match="X has 3 features, but VaDEClustering is "
                                          "expecting 4 features"):
         est.predict(X[:, :3])
@@ -129,7 +129,7 @@ def test_sample_before_fit_and_bad_n_samples(X):
     """sample needs a fitted model and a positive integer count."""
     with pytest.raises(NotFittedError):
         VaDEClustering().sample(3)
-    est = VaDEClustering(n_clusters=2, **FAST).fit(X)
+    est = VaDEClustering(n_clusters=2, **PRETRAIN_ONLY).fit(X)
     with pytest.raises(ValueError, match="Invalid value for 'n_samples': 0"):
         est.sample(0)
 
@@ -139,7 +139,7 @@ def test_cuda_requested_without_cuda(X, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    est = VaDEClustering(n_clusters=2, device="cuda", **FAST)
+    est = VaDEClustering(n_clusters=2, device="cuda", **PRETRAIN_ONLY)
     with pytest.raises(ValueError, match="device='cuda' was requested but torch "
                                          "finds no CUDA device"):
         est.fit(X)

@@ -1,0 +1,75 @@
+"""Persistence that is safe to load: skops trusts only the estimator's class, and a
+model fitted for CUDA loads and predicts on a machine without CUDA."""
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_vade import VaDEClustering
+
+from .conftest import SMALL_SHORT, assert_valid_outputs
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def fitted(small_digits):
+    return VaDEClustering(n_clusters=5, **SMALL_SHORT).fit(small_digits[0])
+
+
+def test_skops_round_trip_trusts_only_the_estimator_class(fitted, small_digits,
+                                                          tmp_path):
+    """The fitted state is numpy arrays and builtins: skops needs to trust nothing but
+    the estimator's own class, and the loaded model predicts exactly the same."""
+    sio = pytest.importorskip("skops.io")
+    X = small_digits[0]
+    path = tmp_path / "vade.skops"
+    sio.dump(fitted, path)
+    assert sio.get_untrusted_types(file=path) == [
+        "sklearn_vade._estimator.VaDEClustering"]
+    loaded = sio.load(path, trusted=["sklearn_vade._estimator.VaDEClustering"])
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    assert loaded.score(X) == fitted.score(X)
+    np.testing.assert_array_equal(loaded.sample(5)[0], fitted.sample(5)[0])
+
+
+_LOAD_WITHOUT_CUDA = textwrap.dedent("""
+    import pickle, sys
+    import numpy as np, torch
+    torch.cuda.is_available = lambda: False  # a machine without a GPU
+    est, X = pickle.load(open(sys.argv[1], "rb"))
+    assert est.device == "cuda"
+    np.save(sys.argv[2], est.predict_proba(X))
+""")
+
+
+def test_model_fitted_for_cuda_predicts_on_a_cpu_only_machine(fitted, small_digits,
+                                                              tmp_path):
+    """The fitted state holds no tensors, so a model trained with device="cuda"
+    unpickles and predicts (always on CPU) where CUDA is absent."""
+    X = small_digits[0]
+    gpu_model = pickle.loads(pickle.dumps(fitted))
+    gpu_model.set_params(device="cuda")  # as if fitted on a GPU machine
+    with open(tmp_path / "model.pkl", "wb") as f:
+        pickle.dump((gpu_model, X), f)
+    subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_CUDA,
+                    str(tmp_path / "model.pkl"), str(tmp_path / "proba.npy")],
+                   check=True,
+                   env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    np.testing.assert_array_equal(np.load(tmp_path / "proba.npy"),
+                                  fitted.predict_proba(X))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_matches_cpu_inference(small_digits):
+    X = small_digits[0]
+    est = VaDEClustering(n_clusters=5, **dict(SMALL_SHORT, device="cuda")).fit(X)
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    assert_valid_outputs(est, X)
