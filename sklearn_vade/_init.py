@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
@@ -169,8 +170,6 @@ def split_instead_of_small(points, labels, n_clusters, rng,
     tried. At most K times. Partitions without small clusters are returned
     unchanged, without drawing a random number.
     """
-    from sklearn.cluster import KMeans
-
     labels = np.array(labels, copy=True)
     floor = min_share * len(labels) / n_clusters
     for _ in range(n_clusters):
