@@ -3,7 +3,6 @@
 import pickle
 import warnings
 
-import joblib
 import numpy as np
 import pytest
 import torch
@@ -205,29 +204,6 @@ def test_clone_gives_unfitted_copy(fitted):
     copy = clone(fitted)
     assert copy.get_params() == fitted.get_params()
     assert not hasattr(copy, "labels_")
-
-
-@pytest.mark.parametrize("dump_load", ["pickle", "joblib"])
-def test_persistence_round_trip_is_exact(fitted, small_digits, dump_load, tmp_path):
-    """pickle and joblib round trips give exactly the same outputs."""
-    X, _ = small_digits
-    if dump_load == "pickle":
-        loaded = pickle.loads(pickle.dumps(fitted))
-    else:
-        path = tmp_path / "model.joblib"
-        joblib.dump(fitted, path)
-        loaded = joblib.load(path)
-    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
-    np.testing.assert_array_equal(loaded.score_samples(X), fitted.score_samples(X))
-    np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
-
-
-def test_fitted_state_holds_no_tensors(fitted):
-    """Public and private fitted state is numpy and builtins, loadable anywhere."""
-    pickled_state = fitted.__getstate__()
-    for value in pickled_state.values():
-        assert not isinstance(value, (torch.Tensor, torch.nn.Module))
-    assert all(isinstance(v, np.ndarray) for v in fitted._state.values())
 
 
 def test_warm_start_continues_training(small_digits):
