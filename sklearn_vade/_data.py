@@ -3,7 +3,8 @@
 Gaussian data is standardised per feature in float64 (Bernoulli data is used as
 is); the training copy is float32 rows on the training device, dense X copied once
 (float32 X needing no scaling is read in place on the CPU),
-sparse X densified batch by batch.
+sparse X densified batch by batch, memory-mapped X (:mod:`._outofcore`) read and
+standardised batch by batch.
 """
 
 import warnings
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
+from ._outofcore import MappedRows
 from ._utils import iter_batches
 
 
@@ -25,7 +27,9 @@ def feature_scaling(X, likelihood):
     n_features = X.shape[1]
     if likelihood != "gaussian":
         return np.zeros(n_features), np.ones(n_features)
-    if sp.issparse(X):
+    if isinstance(X, MappedRows):
+        offset, scale = X.moments()
+    elif sp.issparse(X):
         offset, variance = mean_variance_axis(X, axis=0)
         offset = offset.astype(np.float64)
         # rounding can leave a constant feature's variance slightly below zero
@@ -57,6 +61,8 @@ def training_rows(X, offset, scale, device):
     """
     if sp.issparse(X):
         return _SparseRows(X, offset, scale, device)
+    if isinstance(X, MappedRows):
+        return _MappedTrainingRows(X, offset, scale, device)
     if (torch.device(device).type == "cpu" and X.dtype == np.float32
             and X.flags.c_contiguous and not offset.any() and (scale == 1).all()):
         with warnings.catch_warnings():  # read-only X (e.g. a memmap): never written
@@ -80,7 +86,7 @@ class _SparseRows:
     """Rows of a CSR matrix, densified and standardised batch by batch."""
 
     def __init__(self, X, offset, scale, device):
-        self.X = X.tocsr()
+        self.X = X.tocsr() if sp.issparse(X) else X
         self.shape = X.shape
         self.device = torch.device(device)
         self.offset, self.scale = offset, scale
@@ -93,3 +99,12 @@ class _SparseRows:
             rows = rows.cpu().numpy()
         x = standardise_rows(self.X[rows], self.offset, self.scale)
         return torch.as_tensor(x.astype(np.float32), device=self.device)
+
+
+class _MappedTrainingRows(_SparseRows):
+    """Rows of a memory-mapped X (a :class:`~._outofcore.MappedRows`), read,
+    standardised and sent to the device batch by batch, in the I/O-friendly order
+    of :meth:`~._outofcore.MappedRows.epoch_order`."""
+
+    def epoch_order(self, generator):
+        return self.X.epoch_order(generator)

@@ -112,8 +112,11 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
     try:
         while len(losses) < n_epochs:
             epoch = len(losses)
-            order = torch.randperm(n_samples, generator=generator,
-                                   device=generator.device)
+            if hasattr(X, "epoch_order"):  # out-of-core X: see _outofcore
+                order = X.epoch_order(generator)
+            else:
+                order = torch.randperm(n_samples, generator=generator,
+                                       device=generator.device)
             total = torch.zeros((), device=X.device)
             for batch in iter_batches(n_samples, config.batch_size):
                 idx = order[batch].to(X.device)

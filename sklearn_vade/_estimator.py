@@ -25,6 +25,7 @@ from ._inference import (
     sample_latent,
 )
 from ._network import PI_UPDATES, permute_components
+from ._outofcore import MappedRows, is_mapped
 from ._run import Prepared, fit_single, pretrain_only
 from ._utils import local_random_state, resolve_device, unchanged_on_error, warn_user
 from ._validation import (
@@ -327,7 +328,11 @@ class VaDEClustering(
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. Sparse matrices (CSR or CSC) are densified batch by
-            batch, never as a whole.
+            batch, never as a whole. A ``numpy.memmap`` is read out of core: a
+            block of rows at a time, in an I/O-friendly shuffle (blocks of
+            contiguous rows in random order, rows shuffled within windows of
+            blocks), so that data larger than memory can be fitted; a NaN or
+            infinity is reported with the rows that hold it.
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -339,10 +344,18 @@ class VaDEClustering(
         return self._fit(X)
 
     def _prepare(self, X, continuing):
-        """Validate X and the parameters; resolve the fit's configuration."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32],
-                          accept_sparse=("csr", "csc"), reset=not continuing)
-        X = X.tocsr() if sp.issparse(X) else X
+        """Validate X and the parameters; resolve the fit's configuration.
+
+        A ``numpy.memmap`` is validated without reading it (shape and features
+        here; its values by the scans of :class:`~._outofcore.MappedRows`)."""
+        if is_mapped(X):
+            validate_data(self, X, dtype="numeric", ensure_all_finite=False,
+                          reset=not continuing)
+            X = MappedRows(X)
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32],
+                              accept_sparse=("csr", "csc"), reset=not continuing)
+            X = X.tocsr() if sp.issparse(X) else X
         check_hidden_layer_sizes(self.hidden_layer_sizes)
         device = resolve_device(self.device)
         config = check_params_vs_input(self.get_params(), X, device)

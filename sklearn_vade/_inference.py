@@ -64,14 +64,15 @@ def row_draws(latent_dim, n_pairs=N_SCORE_PAIRS):
     return eps
 
 
-def evaluate_fitted(net, X, spec, offset, scale, elbo=True):
+def evaluate_fitted(net, X, spec, offset, scale, elbo=True, codes=True):
     """The deterministic float64 pass of a fitted model over raw X (dense or CSR):
-    posterior means and log-variances, log gamma and, with ``elbo``, the
-    per-sample ELBO on X's own scale."""
+    posterior means and log-variances (unless ``codes`` is False: None), log gamma
+    and, with ``elbo``, the per-sample ELBO on X's own scale."""
     return evaluate(net, X, spec["likelihood"],
                     row_draws(spec["latent_dim"]) if elbo else None,
                     INFERENCE_BATCH, float(np.sum(np.log(scale))),
-                    preprocess=lambda x: standardise_rows(x, offset, scale))
+                    preprocess=lambda x: standardise_rows(x, offset, scale),
+                    codes=codes)
 
 
 @torch.no_grad()
@@ -104,7 +105,7 @@ def draw_codes(means, covariances, components, rng):
 
 @torch.no_grad()
 def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
-             preprocess=None):
+             preprocess=None, codes=True):
     """Deterministic pass: gamma = p(c | z = mu~(x)) and the ELBO per sample.
 
     With ``eps=None`` the decoder is not run and ``elbo`` is None (for predict and
@@ -121,7 +122,9 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
 
     X may be a tensor or an array; each batch of rows goes through ``preprocess``
     (if given) and becomes a tensor of the network's dtype, so that no full-size
-    copy of X is made.
+    copy of X is made. With ``codes=False`` the posterior means and log-variances
+    are not kept (None): fit needs only log gamma and the ELBO, and on out-of-core
+    data the codes of every row would be the largest arrays of the fit.
     """
     net.eval()
     prior = net.prior
@@ -134,8 +137,8 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
     # tensors alive between the large per-batch buffers fragments the C heap, which
     # then grows with the number of batches (seen: +1.5 GB on 100,000 rows).
     n_samples, latent_dim = X.shape[0], mu_c.shape[1]
-    mu = np.empty((n_samples, latent_dim))
-    log_var = np.empty((n_samples, latent_dim))
+    mu = np.empty((n_samples, latent_dim)) if codes else None
+    log_var = np.empty((n_samples, latent_dim)) if codes else None
     log_gamma = np.empty((n_samples, mu_c.shape[0]))
     elbo = None if eps is None else np.empty(n_samples)
     for batch in iter_batches(n_samples, batch_size):
@@ -145,8 +148,9 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
         x = torch.as_tensor(x, dtype=dtype, device=mu_c.device)
         batch_mu, batch_log_var = net.encode(x)
         batch_log_gamma = _elbo.log_responsibilities(batch_mu, log_pi, mu_c, log_var_c)
-        mu[batch] = batch_mu.cpu().numpy()
-        log_var[batch] = batch_log_var.cpu().numpy()
+        if codes:
+            mu[batch] = batch_mu.cpu().numpy()
+            log_var[batch] = batch_log_var.cpu().numpy()
         log_gamma[batch] = batch_log_gamma.cpu().numpy()
         if eps is None:
             continue

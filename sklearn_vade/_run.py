@@ -141,7 +141,7 @@ def fit_single(prep, rng, verbose=0, warm_state=None, pretrained=None):
              for k, v in net.state_dict().items()}
     spec = model_spec(config)
     evaluation = evaluate_fitted(inference_network(state, spec, X.shape[1]), X, spec,
-                                 prep.offset, prep.scale)
+                                 prep.offset, prep.scale, codes=False)
     clock.lap("evaluation")
     return Run(state=state, pretrain_losses=pretrain_losses, history=train.history,
                n_iter=train.n_epochs, converged=train.converged and not interrupted,

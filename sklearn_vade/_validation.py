@@ -6,6 +6,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ._outofcore import MappedRows
 from ._utils import fast_dtype
 
 
@@ -109,7 +110,10 @@ def resolve_precision(precision, device):
 
 def resolve_likelihood(likelihood, X):
     """``"auto"``: Bernoulli when all of X lies in [0, 1], else Gaussian."""
-    x_min, x_max = float(X.min()), float(X.max())
+    if isinstance(X, MappedRows):
+        x_min, x_max = X.value_range()  # a scan, kept for the next call
+    else:
+        x_min, x_max = float(X.min()), float(X.max())
     in_unit = x_min >= 0.0 and x_max <= 1.0
     if likelihood == "bernoulli" and not in_unit:
         raise ValueError(
