@@ -50,7 +50,8 @@ PAPER_REGIME = dict(learning_rate=1e-4, lr_step_epochs=1, lr_step_factor=0.99,
 STRONG_REGIME = dict(learning_rate=2e-3, lr_step_epochs=10, lr_step_factor=0.9,
                      lr_floor=2e-4, min_epochs=50, warmup_learning_rate=2e-3,
                      max_epochs=100)
-# The anchored warm-up lasts WARMUP_STEPS optimiser steps (at least 10 epochs).
+# The anchored warm-up lasts WARMUP_STEPS optimiser steps, at least 10 epochs
+# unless the variant says otherwise (min_warmup_epochs; the default fit's is 25).
 WARMUP_STEPS = 1000
 VARIANTS = {
     "gmm-paper": dict(init_params="gmm", **PAPER_REGIME),
@@ -66,7 +67,9 @@ VARIANTS = {
     "umap-anchor-strong": dict(init_params="umap", warmup_epochs="steps",
                                **STRONG_REGIME),
     # umap-anchor-paper above was the default recipe on 2026-12-01; umap-anchor-hot
-    # (the warm-up at ten times the step) is the default since its third session
+    # (the warm-up at ten times the step) was the default from its third session,
+    # umap-anchor-hot-long (at least 25 warm-up epochs) is since the session of
+    # 2026-12-01 16:00
     "umap-anchor-hot": dict(init_params="umap", **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     # the warm-up at three times the step: between keeping the start (hot) and

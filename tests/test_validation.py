@@ -6,6 +6,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_vade import VaDEClustering, cluster_accuracy
+from sklearn_vade._validation import check_params_vs_input
 
 from .conftest import PRETRAIN_ONLY
 
@@ -154,3 +155,22 @@ def test_cluster_accuracy_errors_and_values():
         cluster_accuracy([0, 1], [0, 1, 1])
     with pytest.raises(ValueError, match="at least one sample"):
         cluster_accuracy([], [])
+
+
+@pytest.mark.parametrize("n_samples, pretrain, warmup", [
+    (178, 178, 178),  # one step per epoch: the steps are the epochs
+    (1797, 150, 125),  # 8 steps per epoch
+    (70_000, 50, 25),  # 274 steps per epoch: the minima bind
+])
+def test_auto_budgets_match_the_user_guide(n_samples, pretrain, warmup):
+    """The "auto" epochs of the user guide's table: pretraining one step per sample
+    (50 to 1,200 steps, 50 to 1,000 epochs), the anchored warm-up one step per
+    sample (at most 1,000 steps, at least 25 epochs) plus 50 joint epochs; an
+    explicit max_epochs gives the warm-up at most half."""
+    X = np.broadcast_to(np.float32(0.5), (n_samples, 8))  # shape and range only
+    params = VaDEClustering(batch_size=256).get_params()
+    config = check_params_vs_input(params, X, "cpu")
+    assert (config.pretrain_epochs, config.warmup_epochs) == (pretrain, warmup)
+    assert config.max_epochs == warmup + 50
+    explicit = check_params_vs_input(dict(params, max_epochs=30), X, "cpu")
+    assert (explicit.warmup_epochs, explicit.max_epochs) == (min(warmup, 15), 30)
