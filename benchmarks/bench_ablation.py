@@ -84,6 +84,10 @@ VARIANTS = {
     # against 28 on USPS)
     "umap-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25, **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
+    # the default with UMAP's neighbourhood at 30 instead of 15 (the start only)
+    "umap30-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25,
+                                   umap_n_neighbors=30, **{
+        **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,
                                                    "warmup_epochs": "steps"}),
     # The warm-up's q(c|x) with 0.1 of its weight spread over all components (the
@@ -160,6 +164,7 @@ def run(name, seed, variant, cache_dir, precision="float32"):
     X, y, K = load(name)
     overrides = dict(VARIANTS[variant])
     min_share = overrides.pop("min_cluster_share", _init.MIN_CLUSTER_SHARE)
+    n_neighbors = overrides.pop("umap_n_neighbors", _init.UMAP_N_NEIGHBORS)
     estimator = sklearn_vade.VaDEClustering(n_clusters=K, random_state=seed,
                                             precision=precision)
     estimator._validate_params()
@@ -177,14 +182,16 @@ def run(name, seed, variant, cache_dir, precision="float32"):
     max_epochs += overrides.get("warmup_epochs", 0)
     config = config._replace(**overrides)
     start_tag = "-nosplit" if min_share == 0 and config.init_params == "umap" else ""
-    saved_share = _init.MIN_CLUSTER_SHARE
-    _init.MIN_CLUSTER_SHARE = min_share
+    if n_neighbors != _init.UMAP_N_NEIGHBORS:
+        start_tag += f"-nn{n_neighbors}"
+    saved_share, saved_neighbors = _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS
+    _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS = min_share, n_neighbors
     try:
         net, generator, rng, start, init_seconds = initialised(
             net, generator, rng, prep.X_train, config,
             cache_dir / f"{name}-{seed}{tag}-{config.init_params}{start_tag}-start.pt")
     finally:
-        _init.MIN_CLUSTER_SHARE = saved_share
+        _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS = saved_share, saved_neighbors
     prior_labels = gamma_labels(net, prep.X_train, config.batch_size)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
