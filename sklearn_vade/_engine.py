@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import torch
 
+from ._distributed import ALONE
 from ._utils import iter_batches
 
 
@@ -40,6 +41,20 @@ class EpochsResult(NamedTuple):
     losses: list
     interrupted: bool
     recoveries: int
+
+
+class Part(NamedTuple):
+    """Which rows of a global batch of ``n_batch`` rows a step is given: the
+    slice ``rows`` (all of them, but in data-parallel training)."""
+
+    rows: slice
+    n_batch: int
+
+    @property
+    def weight(self):
+        """The share of the batch: the factor of this step's gradient in the
+        batch's."""
+        return (self.rows.stop - self.rows.start) / self.n_batch
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -74,10 +89,16 @@ def _diverged(mean_loss, reference, net):
 
 
 def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer, net,
-               on_epoch_end=None, on_rollback=None, lr_factor=None, lr_floor=0.0):
+               on_epoch_end=None, on_rollback=None, lr_factor=None, lr_floor=0.0,
+               replicas=ALONE):
     """Shuffle X once per epoch (from ``generator``) and call ``step`` on each batch.
 
-    ``step(x, idx)`` (the rows of a batch and their ids) returns the batch loss.
+    ``step(x, idx, part)`` returns the mean loss of the rows ``x`` (ids ``idx``);
+    ``part`` is a :class:`Part` of the global batch: all of it, except in
+    data-parallel training (``replicas``, see :mod:`._distributed`), where each
+    process is given its share of every batch (a batch with fewer rows than
+    processes is skipped), the epoch's loss is summed over the processes, and
+    ``step`` must sum its gradients over them (weighted by ``part.weight``).
     After each epoch the learning rate is multiplied by ``lr_factor(epoch)``
     (default: ``config.lr_decay``) but not below ``lr_floor``.
     ``on_epoch_end(epoch, mean_loss)`` may return True to stop early.
@@ -118,13 +139,20 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
                 order = torch.randperm(n_samples, generator=generator,
                                        device=generator.device)
             total = torch.zeros((), device=X.device)
+            n_seen = 0
             for batch in iter_batches(n_samples, config.batch_size):
-                idx = order[batch].to(X.device)
-                loss = step(X[idx], idx)
+                idx = order[batch]
+                if len(idx) < replicas.world_size:
+                    continue
+                part = Part(replicas.share(len(idx)), len(idx))
+                idx = idx[part.rows].to(X.device)
+                loss = step(X[idx], idx, part)
                 if reference is None:  # the loss at the phase's starting point
-                    reference = float(loss)
+                    reference = float(loss if replicas.alone else
+                                      replicas.sum_(loss.detach() * part.weight))
                 total += loss * len(idx)
-            mean_loss = float(total) / n_samples
+                n_seen += part.n_batch
+            mean_loss = float(replicas.sum_(total)) / n_seen
             if _diverged(mean_loss, reference, net):
                 recoveries += 1
                 if recoveries > MAX_RECOVERIES:
@@ -161,8 +189,9 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
 
 
 @torch.no_grad()
-def encode_means(net, X, batch_size):
-    """Posterior means ``mu~(x)`` of all rows of X, shape (n, latent_dim).
+def encode_means(net, X, batch_size, rows=None):
+    """Posterior means ``mu~(x)`` of the rows of X (all, or the slice ``rows``),
+    shape (n, latent_dim).
 
     The means go straight into one tensor allocated up front: keeping each batch's
     small result alive between the large temporary buffers of the next batches
@@ -170,10 +199,11 @@ def encode_means(net, X, batch_size):
     at the peak of a fit on the 70,000 MNIST digits).
     """
     net.eval()
-    n_samples, latent_dim = X.shape[0], net.mu_head.out_features
-    out = torch.empty((n_samples, latent_dim), dtype=net.mu_head.weight.dtype,
+    first, last = (0, X.shape[0]) if rows is None else (rows.start, rows.stop)
+    latent_dim = net.mu_head.out_features
+    out = torch.empty((last - first, latent_dim), dtype=net.mu_head.weight.dtype,
                       device=net.mu_head.weight.device)
-    for batch in iter_batches(n_samples, batch_size):
-        out[batch] = net.encode(X[batch])[0]
+    for batch in iter_batches(last - first, batch_size):
+        out[batch] = net.encode(X[first + batch.start:first + batch.stop])[0]
     net.train()
     return out

@@ -332,7 +332,11 @@ class VaDEClustering(
             block of rows at a time, in an I/O-friendly shuffle (blocks of
             contiguous rows in random order, rows shuffled within windows of
             blocks), so that data larger than memory can be fitted; a NaN or
-            infinity is reported with the rows that hold it.
+            infinity is reported with the rows that hold it. Inside an
+            initialised ``torch.distributed`` process group of several
+            processes, every process passes the same X and trains on its share
+            of each batch; all end with the same model (see the user guide's
+            "Scaling up" page).
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -402,7 +406,8 @@ class VaDEClustering(
         with unchanged_on_error(self):
             continuing = self.warm_start and hasattr(self, "_state")
             prep = self._prepare(X, continuing)
-            rng = local_random_state(self.random_state)
+            # the same seeds on every process of data-parallel training
+            rng = prep.replicas.broadcast_object(local_random_state(self.random_state))
             n_runs = 1 if continuing else self.n_init
             best = None
             for _ in range(n_runs):
@@ -426,8 +431,9 @@ class VaDEClustering(
         self._validate_params()
         with unchanged_on_error(self, always=True):
             prep = self._prepare(X, continuing=False)
-        return pretrain_only(prep, local_random_state(self.random_state),
-                             self.verbose)
+        return pretrain_only(
+            prep, prep.replicas.broadcast_object(local_random_state(self.random_state)),
+            self.verbose)
 
     def _set_fitted_state(self, run, X, config, offset, scale):
         """Keep the best run, put occupied components first, run a final E-step."""

@@ -27,6 +27,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
+from ._distributed import ALONE
 from ._engine import encode_means
 from ._utils import draw_seed
 
@@ -64,11 +65,19 @@ class Partition(NamedTuple):
     method: str  # what actually ran: "gmm" or "umap"
 
 
-def initialise_mixture(net, X, config, rng):
+def initialise_mixture(net, X, config, rng, replicas=ALONE):
     """Partition the latent means of X, copy the partition's mixture into the
-    prior and narrow the encoder's variances. Returns the :class:`Partition`."""
-    mu = encode_means(net, X, config.batch_size).double().cpu().numpy()
-    start = initial_partition(mu, config.n_clusters, config.init_params, rng)
+    prior and narrow the encoder's variances. Returns the :class:`Partition`.
+
+    In data-parallel training (``replicas``), process 0 computes the start and
+    every process receives it, with the state of process 0's ``rng`` after it."""
+    start = None
+    if replicas.is_main:
+        mu = encode_means(net, X, config.batch_size).double().cpu().numpy()
+        start = initial_partition(mu, config.n_clusters, config.init_params, rng)
+    if not replicas.alone:
+        start, rng_state = replicas.broadcast_object((start, rng.get_state()))
+        rng.set_state(rng_state)
     net.prior.set_parameters(start.weights, start.means, start.variances)
     # q(z|x) starts narrow relative to every component, so that sampled codes do not
     # jump between components before the encoder's variances are learnt.

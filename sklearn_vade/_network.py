@@ -114,14 +114,15 @@ class MixturePrior(nn.Module):
         return torch.exp(log_pi - torch.logsumexp(log_pi, dim=0))
 
     @torch.no_grad()
-    def em_step(self, gamma, rate):
-        """Under "em": ``pi <- (1 - rate) pi + rate mean(gamma)``.
+    def em_step(self, gamma_mean, rate):
+        """Under "em": ``pi <- (1 - rate) pi + rate gamma_mean``.
 
-        ``mean(gamma)`` maximises the ELBO in pi for the batch, as gamma = p(c|z) does
-        for q(c|x); the running average smooths it across batches.
+        ``gamma_mean``, the batch's mean of gamma (shape (K,)), maximises the ELBO
+        in pi for the batch, as gamma = p(c|z) does for q(c|x); the running average
+        smooths it across batches.
         """
         if self.pi_update == "em":
-            self.pi_value.mul_(1.0 - rate).add_(rate * gamma.mean(dim=0))
+            self.pi_value.mul_(1.0 - rate).add_(rate * gamma_mean)
             self.pi_value.div_(self.pi_value.sum())
 
     @torch.no_grad()

@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import torch
 
+from ._distributed import ALONE
 from ._engine import encode_means, make_optimizer, run_epochs
 from ._utils import autocast
 
@@ -36,30 +37,35 @@ def autoencoder_loss(net, x, likelihood, compute_dtype=None):
     return loss.sum(dim=1).mean()
 
 
-def pretrain_autoencoder(net, X, config, generator, progress):
+def pretrain_autoencoder(net, X, config, generator, progress, replicas=ALONE):
     """Train encoder mean head and decoder as a plain autoencoder.
 
     After training, the latent space is rescaled to unit overall standard deviation
     (without changing the autoencoder's function), so that the mixture prior starts on
-    a scale independent of the data.
+    a scale independent of the data. In data-parallel training (``replicas``),
+    each process trains on its share of every batch and process 0 measures the
+    spread.
     """
     result = PretrainResult(losses=[])
     if config.pretrain_epochs > 0:
         optimizer = make_optimizer(net.autoencoder_parameters(),
                                    config.pretrain_learning_rate)
 
-        def step(x, idx):
+        def step(x, idx, part):
             loss = autoencoder_loss(net, x, config.likelihood, config.compute_dtype)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            replicas.sum_gradients(net.autoencoder_parameters(), part.weight)
             optimizer.step()
             return loss.detach()
 
         result = PretrainResult(*run_epochs(X, config, config.pretrain_epochs, step,
                                             generator, progress, "pretraining",
-                                            optimizer, net))
-    mu = encode_means(net, X, config.batch_size)
-    spread = float(mu.std())
+                                            optimizer, net, replicas=replicas))
+    spread = None
+    if replicas.is_main:
+        spread = float(encode_means(net, X, config.batch_size).std())
+    spread = replicas.broadcast_object(spread)
     # codes without spread (one sample: NaN; a collapsed encoder: ~0) are left as
     # they are
     if math.isfinite(spread) and spread > 1e-6:

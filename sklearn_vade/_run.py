@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ._data import training_rows
+from ._distributed import replicas
 from ._inference import evaluate_fitted, inference_network, state_tensors
 from ._init import initialise_mixture
 from ._network import VaDENetwork
@@ -32,11 +33,12 @@ class Prepared(NamedTuple):
     offset: np.ndarray  # per-feature scaling (see _data.feature_scaling)
     scale: np.ndarray
     X_train: object  # rows as standardised float32 tensors on the device
+    replicas: object  # the processes training together (see _distributed)
 
     @classmethod
     def from_validated(cls, X, config, device, offset, scale):
         return cls(X, config, device, offset, scale,
-                   training_rows(X, offset, scale, device))
+                   training_rows(X, offset, scale, device), replicas())
 
     def network(self, generator):
         """A new float32 network of this fit's spec on the training device."""
@@ -83,14 +85,20 @@ class _Clock:
         self._last = now
 
 
+def _progress(verbose, replicas):
+    """Progress lines from process 0 only."""
+    return progress_factory(verbose if replicas.is_main else 0)
+
+
 def pretrain_only(prep, rng, verbose=0):
     """Pretrain the autoencoder alone (for fits of several ``n_clusters`` that share
     it). Returns a :class:`Pretrained`; a KeyboardInterrupt propagates."""
     generator = torch_generator(draw_seed(rng), prep.device)
     net = prep.network(generator)
+    prep.replicas.broadcast_module_(net)
     start = time.perf_counter()
     result = pretrain_autoencoder(net, prep.X_train, prep.config, generator,
-                                  progress_factory(verbose))
+                                  _progress(verbose, prep.replicas), prep.replicas)
     if result.interrupted:
         raise KeyboardInterrupt
     weights = {k: v.detach().cpu().numpy().copy()
@@ -107,10 +115,12 @@ def fit_single(prep, rng, verbose=0, warm_state=None, pretrained=None):
     instead (no pretraining, no start). Returns a :class:`Run`.
     """
     X, X_train, config, device = prep.X, prep.X_train, prep.config, prep.device
+    replicas = prep.replicas
     generator = torch_generator(draw_seed(rng), device)
-    progress = progress_factory(verbose)
+    progress = _progress(verbose, replicas)
     clock = _Clock()
     net = prep.network(generator)
+    replicas.broadcast_module_(net)  # the same start on every process
     interrupted, recoveries, max_epochs = None, 0, config.max_epochs
     anchor = None
     if warm_state is not None:
@@ -118,7 +128,8 @@ def fit_single(prep, rng, verbose=0, warm_state=None, pretrained=None):
         pretrain_losses = []
     else:
         if pretrained is None:
-            pretrain = pretrain_autoencoder(net, X_train, config, generator, progress)
+            pretrain = pretrain_autoencoder(net, X_train, config, generator, progress,
+                                            replicas)
             pretrain_losses, recoveries = pretrain.losses, pretrain.recoveries
             if pretrain.interrupted:
                 interrupted, max_epochs = "pretraining", 0
@@ -130,10 +141,12 @@ def fit_single(prep, rng, verbose=0, warm_state=None, pretrained=None):
         # after an interrupted pretraining, the quick start (no UMAP)
         start = initialise_mixture(
             net, X_train,
-            config._replace(init_params="gmm") if interrupted else config, rng)
+            config._replace(init_params="gmm") if interrupted else config, rng,
+            replicas)
         anchor = start.labels
         clock.lap("initialisation")
-    train = train_vade(net, X_train, config, generator, progress, max_epochs, anchor)
+    train = train_vade(net, X_train, config, generator, progress, max_epochs, anchor,
+                       replicas)
     if train.interrupted:
         interrupted = "training"
     clock.lap("training")

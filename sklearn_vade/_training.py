@@ -8,6 +8,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 from . import _elbo
+from ._distributed import ALONE
 from ._engine import encode_means, make_optimizer, run_epochs
 from ._utils import autocast, iter_batches
 
@@ -68,7 +69,8 @@ KEPT_STATES = 5
 TERM_NAMES = ("reconstruction", "log_prior_z", "log_prior_c", "entropy_z", "entropy_c")
 
 
-def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
+def train_vade(net, X, config, generator, progress, n_epochs, anchor=None,
+               replicas=ALONE):
     """Maximise the ELBO jointly over encoder, decoder and prior with Adam.
 
     ``anchor`` is the initial partition (labels of shape (n_samples,)). During the
@@ -106,11 +108,16 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None):
     end of the warm-up is kept because a joint phase can empty a component within
     a few epochs of it and keep emptying others, so that no recent model is full
     (20 Newsgroups, seed 1, warm-up at ten times the step: five components empty).
+
+    In data-parallel training (``replicas``, see :mod:`._distributed`) each process
+    trains on its share of every batch; gradients, pi's EM update, the epoch's
+    terms, labels and occupancy are combined over the processes, so that every
+    decision above is the same on all of them.
     """
-    phase = JointPhase(net, X, config, generator, anchor)
+    phase = JointPhase(net, X, config, generator, anchor, replicas)
     result = run_epochs(X, config, n_epochs, phase.step, generator, progress,
                         "training", phase.optimizer, net, phase.end_of_epoch,
-                        phase.rollback, phase.lr_factor, config.lr_floor)
+                        phase.rollback, phase.lr_factor, config.lr_floor, replicas)
     kept_epochs, emptied, kept_empty = phase.keep_a_full_model()
     return TrainResult(history=phase.history, n_epochs=len(phase.history),
                        converged=phase.converged, interrupted=result.interrupted,
@@ -125,12 +132,13 @@ class JointPhase:
     learning-rate schedule ``lr_factor``, and the guard itself,
     ``keep_a_full_model``, after the last epoch. See :func:`train_vade`."""
 
-    def __init__(self, net, X, config, generator, anchor=None):
+    def __init__(self, net, X, config, generator, anchor=None, replicas=ALONE):
         self.net, self.X, self.config, self.generator = net, X, config, generator
+        self.replicas = replicas
         self.warmup_epochs = config.warmup_epochs if anchor is not None else 0
-        params = [p for p in net.parameters() if p.requires_grad]
+        self.params = [p for p in net.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(
-            params, config.warmup_learning_rate if self.warmup_epochs
+            self.params, config.warmup_learning_rate if self.warmup_epochs
             else config.learning_rate)
         self.n_components = net.prior.mu_c.shape[0]
         self.latent_dim = net.mu_head.out_features
@@ -138,7 +146,11 @@ class JointPhase:
         self.labels = torch.full((X.shape[0],), -1, dtype=torch.long,
                                  device=X.device)
         self.previous = self.labels.clone()
+        # rows of this process's shares in the epoch (data-parallel training)
+        self.mine = None if replicas.alone else torch.zeros(
+            X.shape[0], dtype=torch.bool, device=X.device)
         self.term_sums = torch.zeros(len(TERM_NAMES), device=X.device)
+        self.n_rows = 0  # rows of the epoch's batches so far
         self.history = []
         self.converged = False
         # (epochs, network state) of recent epochs whose minibatches used every
@@ -156,34 +168,45 @@ class JointPhase:
             # take 0 log 0 = 0 and weight nothing by a q of 0
             self.log_anchor = torch.log(q_anchor).to(X.device)
 
-    def step(self, x, idx):
-        net, config = self.net, self.config
+    def step(self, x, idx, part):
+        net, config, replicas = self.net, self.config, self.replicas
         warming = len(self.history) < self.warmup_epochs
-        eps = torch.randn(len(x), self.latent_dim, generator=self.generator,
-                          device=self.generator.device).to(x.device, x.dtype)
+        # the noise of the whole batch, so that every process's generator stays
+        # on the same stream as the others' (they shuffle from it)
+        eps = torch.randn(part.n_batch, self.latent_dim, generator=self.generator,
+                          device=self.generator.device)[part.rows]
+        eps = eps.to(x.device, x.dtype)
         log_q = self.log_anchor[self.anchor_device[idx]] if warming else None
         loss, gamma, batch_labels, term_means = negative_elbo(
             net, x, eps, config.likelihood, config.compute_dtype,
             config.reconstruction_weight, log_q)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        replicas.sum_gradients(self.params, part.weight)
         if warming:  # pi is held: the optimiser skips a parameter without gradient
             net.prior.pi_value.grad = None
         self.optimizer.step()
         if not warming:
-            net.prior.em_step(gamma, config.em_rate)
+            net.prior.em_step(replicas.mean_rows(gamma), config.em_rate)
         net.prior.project()
         self.labels[idx] = batch_labels
+        if self.mine is not None:
+            self.mine[idx] = True
         self.term_sums.add_(term_means.to(self.term_sums.dtype) * len(idx))
+        self.n_rows += part.n_batch
         return loss.detach()
 
     def end_of_epoch(self, epoch, mean_loss):
         """Record the epoch; True when converged."""
         config, warmup_epochs = self.config, self.warmup_epochs
+        if self.mine is not None:
+            self.replicas.merge_labels_(self.labels, self.mine)
+            self.mine.zero_()
         changed = float((self.labels != self.previous).float().mean())
         self.previous.copy_(self.labels)
-        terms = (self.term_sums / self.X.shape[0]).tolist()
+        terms = (self.replicas.sum_(self.term_sums) / self.n_rows).tolist()
         self.term_sums.zero_()
+        self.n_rows = 0
         current = self.labels.cpu().numpy()
         occupancy = np.bincount(current, minlength=self.n_components).tolist()
         self.history.append({
@@ -215,6 +238,9 @@ class JointPhase:
         if self.warmup_state is not None and self.warmup_state[0] > n_kept:
             self.warmup_state = None
         self.term_sums.zero_()
+        self.n_rows = 0
+        if self.mine is not None:
+            self.mine.zero_()
         self.converged = False
         # the labels of the kept epoch are gone: as at the start, the first epoch
         # after a rollback counts every sample as changed and cannot converge
@@ -233,7 +259,8 @@ class JointPhase:
         """The guard: ``(kept_epochs, emptied, kept_empty)``, see
         :func:`train_vade`."""
         net, X, batch_size = self.net, self.X, self.config.batch_size
-        emptied = _n_empty(net, X, batch_size) if self.history else 0
+        replicas = self.replicas
+        emptied = _n_empty(net, X, batch_size, replicas) if self.history else 0
         if not emptied:
             return None, 0, 0
         candidates = {epochs: state for epochs, state in self.full_states}
@@ -244,7 +271,7 @@ class JointPhase:
         best = (emptied, None)  # (empty components, epochs), None: the last model
         for epochs in sorted(candidates, reverse=True):  # the most recent first
             net.load_state_dict(candidates[epochs])
-            n_empty = _n_empty(net, X, batch_size)
+            n_empty = _n_empty(net, X, batch_size, replicas)
             if n_empty < best[0]:
                 best = (n_empty, epochs)
             if n_empty == 0:
@@ -259,17 +286,19 @@ def _clone_state(net):
 
 
 @torch.no_grad()
-def _n_empty(net, X, batch_size):
+def _n_empty(net, X, batch_size, replicas=ALONE):
     """Components that no sample of X falls in (argmax gamma at the posterior
-    means)."""
+    means); in data-parallel training each process looks at its share of X."""
     prior = net.prior
-    mu = encode_means(net, X, batch_size)
+    mu = encode_means(net, X, batch_size, replicas.share(X.shape[0]))
     # in chunks: gamma's intermediate (rows, K, d) tensors of all rows at once
     # took 1.6 GB on 2,000,000 rows (an out-of-core fit)
     used = torch.zeros(prior.mu_c.shape[0], dtype=torch.bool, device=mu.device)
     for rows in iter_batches(len(mu), _GAMMA_CHUNK):
         used[_elbo.log_responsibilities(mu[rows], prior.log_pi, prior.mu_c,
                                         prior.log_var_c).argmax(1)] = True
+    if not replicas.alone:
+        used = replicas.sum_(used.to(torch.int64)) > 0
     return prior.mu_c.shape[0] - int(used.sum())
 
 

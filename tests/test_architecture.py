@@ -7,7 +7,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "sklearn_vade"
 # Lowest floor first. A module may import from strictly lower floors only.
 FLOORS = [
-    {"_utils", "_elbo", "_progress", "_metrics", "_version", "_dask"},  # helpers
+    {"_utils", "_elbo", "_progress", "_metrics", "_version", "_dask",
+     "_distributed"},  # helpers
     {"_outofcore"},  # reading memory-mapped X a block at a time
     {"_network", "_data", "_validation"},  # the model, the data, the configuration
     {"_engine", "_inference"},  # the epoch engine; passes of a fitted model

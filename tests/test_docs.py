@@ -84,10 +84,12 @@ def test_the_blocks_are_found():
     """The extraction sees the blocks that the tests below run."""
     assert len(python_blocks(ROOT / "README.rst")) == 1
     assert len(python_blocks(ROOT / "docs" / "user_guide.rst")) >= 3
-    # the scaling page's blocks are each either dask's or Spark's
+    # the scaling page's blocks are each dask's, Spark's or torch.distributed's
     dask, spark = scaling_blocks("dask"), scaling_blocks("pyspark")
-    assert len(dask) >= 1 and len(spark) == 1
-    assert len(dask) + len(spark) == len(python_blocks(ROOT / "docs" / "scaling.rst"))
+    distributed = scaling_blocks("torch.distributed")
+    assert len(dask) >= 1 and len(spark) == 1 and len(distributed) == 1
+    assert len(dask) + len(spark) + len(distributed) == len(
+        python_blocks(ROOT / "docs" / "scaling.rst"))
     commands = literal_commands(section(ROOT / "README.rst", "Command line"))
     assert ["fit", "data.csv", "--n-clusters", "5"] == commands[0][:4]
     assert "--save-model" in commands[0]
@@ -125,7 +127,8 @@ def test_user_guide_python(tiny_defaults, small_digits, tmp_path, monkeypatch):
 
 
 def scaling_blocks(engine):
-    """The scaling page's blocks that use ``engine`` ("dask" or "pyspark")."""
+    """The scaling page's blocks that use ``engine`` ("dask", "pyspark" or
+    "torch.distributed")."""
     return [block for block in python_blocks(ROOT / "docs" / "scaling.rst")
             if f"import {engine}" in block or f"from {engine}" in block]
 
@@ -227,3 +230,32 @@ def test_summary_counts_wins_on_shared_seeds():
     (row,) = summary.rows(ablation, kmeans)
     assert row == ("digits (1,797 x 64)", "3", "0.800 (0.700-0.900)", "0.800",
                    "1 of 3", "1", "3 min", "< 1 s")
+
+
+def test_scaling_page_distributed_script(small_digits, tmp_path):
+    """The scaling page's data-parallel script, launched as the page says (two
+    CPU processes), on the first 300 digits with TINY's defaults."""
+    if not importlib.util.find_spec("torch.distributed"):
+        pytest.skip("this torch build has no torch.distributed")
+    import joblib
+    import subprocess
+
+    (block,) = scaling_blocks("torch.distributed")
+    script = tmp_path / "fit_distributed.py"
+    script.write_text(
+        "from sklearn_vade import VaDEClustering as _VaDE\n"
+        f"_VaDE.__init__.__kwdefaults__.update({TINY!r})\n" + block)
+    np.save(tmp_path / "data.npy", small_digits[0].astype(np.float32))
+    (command,) = [line for line in section(ROOT / "docs" / "scaling.rst",
+                                           "Several processes, GPUs or machines: "
+                                           "torch.distributed").splitlines()
+                  if "torchrun --standalone --nproc-per-node 2" in line]
+    command = shlex.split(command.strip())
+    assert command[:2] == ["OMP_NUM_THREADS=1", "torchrun"]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", *command[2:]], cwd=tmp_path,
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = joblib.load(tmp_path / "model.joblib")
+    assert model.predict(small_digits[0]).shape == (300,)

@@ -632,7 +632,7 @@ def test_em_step_and_project_move_pi_as_documented(data):
         if pi_update == "renormalize":  # as if Adam had pushed pi off the simplex
             with torch.no_grad():
                 prior.pi_value.copy_(_t(np.linspace(-0.5, 2.0, k)))
-        prior.em_step(_t(gamma), rate)
+        prior.em_step(_t(gamma).mean(dim=0), rate)
         prior.project()
         pi = prior.pi_value.detach().numpy()
         if pi_update == "em":
@@ -671,7 +671,7 @@ def test_prior_weights_stay_on_simplex(pi_update, data):
     )
     gamma = np.zeros((4, k))
     gamma[:, 0] = 1.0  # all samples in one component: the others' mean is exactly 0
-    prior.em_step(_t(gamma), rate=1.0)
+    prior.em_step(_t(gamma).mean(dim=0), rate=1.0)
     prior.project()
     pi = prior.weights.detach().numpy()
     assert np.all(np.isfinite(pi)) and np.all(pi >= 0)

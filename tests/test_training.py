@@ -120,7 +120,7 @@ def test_learning_rate_steps_down_to_its_floor():
     optimizer = torch.optim.SGD([param], lr=1.0)
     seen = []
 
-    def step(x, idx):
+    def step(x, idx, part):
         optimizer.zero_grad()
         loss = (param - 1.0).pow(2).sum()
         loss.backward()

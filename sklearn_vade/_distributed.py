@@ -1,0 +1,120 @@
+"""Data-parallel training: the processes of a ``torch.distributed`` group that fit
+one model together, or this process alone.
+
+When :meth:`VaDEClustering.fit` is called inside an initialised process group of
+more than one process (e.g. a script launched with ``torchrun``), every process
+calls it with the same X and the same parameters. Each global minibatch (the rows
+of ``batch_size`` in the epoch's shuffled order, which every process draws from
+the same generator) is split into one contiguous share per process; each process
+computes the loss and the gradients of its share, and the gradients are summed
+across processes, weighted by the shares' sizes, so that every process takes the
+step of the whole minibatch. The other statistics that decisions depend on (the
+epoch's loss, the mixture weights' EM update, the cluster labels behind the
+convergence test, the occupancy of the components) are combined the same way,
+and the start of the mixture prior is computed once, by process 0, and
+broadcast. Every process therefore ends with the same model.
+
+:class:`Replicas` is that group as the training phases see it; outside a process
+group (or in a group of one), :data:`ALONE` does nothing, so a single-process fit
+computes exactly what it computed before this module existed.
+"""
+
+import torch
+
+
+class Replicas:
+    """The ``world_size`` processes of a ``torch.distributed`` group (this one has
+    ``rank``), as the training phases use them. Create with :func:`replicas`."""
+
+    def __init__(self, rank=0, world_size=1):
+        self.rank, self.world_size = rank, world_size
+
+    @property
+    def alone(self):
+        return self.world_size == 1
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def share(self, n_rows):
+        """This process's contiguous share of a global batch of ``n_rows`` rows,
+        as a slice (shares differ in size by at most one row)."""
+        if self.alone:
+            return slice(0, n_rows)
+        return slice(n_rows * self.rank // self.world_size,
+                     n_rows * (self.rank + 1) // self.world_size)
+
+    def sum_(self, tensor):
+        """Sum ``tensor`` over the processes, in place; returns it."""
+        if not self.alone:
+            torch.distributed.all_reduce(tensor)
+        return tensor
+
+    def mean_rows(self, values):
+        """The mean over the rows of the global batch of ``values`` (this
+        process's rows, shape (n_local, ...))."""
+        if self.alone:
+            return values.mean(dim=0)
+        total = torch.cat([values.sum(dim=0).reshape(-1),
+                           values.new_tensor([len(values)])])
+        self.sum_(total)
+        return (total[:-1] / total[-1]).reshape(values.shape[1:])
+
+    def sum_gradients(self, parameters, weight):
+        """Replace each parameter's gradient (of this process's mean loss) by the
+        sum over processes of ``weight`` times it, ``weight`` being this
+        process's share of the global batch: the gradient of the global batch's
+        mean loss. Parameters without a gradient (the same on every process: they
+        run the same code) are left without."""
+        if self.alone:
+            return
+        parameters = [p for p in parameters if p.grad is not None]
+        flat = torch.cat([p.grad.reshape(-1) for p in parameters]) * weight
+        self.sum_(flat)
+        offset = 0
+        for p in parameters:
+            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
+            offset += p.numel()
+
+    def broadcast_object(self, obj):
+        """Process 0's ``obj`` (any picklable object), on every process."""
+        if self.alone:
+            return obj
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def broadcast_module_(self, module):
+        """Every tensor of ``module``'s state set to process 0's, in place."""
+        if not self.alone:
+            for tensor in module.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+
+    def merge_labels_(self, labels, mine):
+        """``labels`` (one per row of X) made the same on every process: each row
+        takes the label of the process whose share held it this epoch (``mine``:
+        a boolean mask of this process's rows); rows no process held keep
+        their value."""
+        if self.alone:
+            return labels
+        coded = torch.where(mine, labels + 1, torch.zeros_like(labels))
+        held = mine.to(torch.int64)
+        self.sum_(coded)
+        self.sum_(held)
+        labels.copy_(torch.where(held > 0, coded - 1, labels))
+        return labels
+
+
+#: This process alone: every method is the identity or does nothing.
+ALONE = Replicas()
+
+
+def replicas():
+    """The current ``torch.distributed`` default group as :class:`Replicas`, or
+    :data:`ALONE` outside one (or in a group of one process)."""
+    distributed = torch.distributed
+    if (distributed.is_available() and distributed.is_initialized()
+            and distributed.get_world_size() > 1):
+        return Replicas(distributed.get_rank(), distributed.get_world_size())
+    return ALONE

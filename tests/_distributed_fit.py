@@ -1,0 +1,46 @@
+"""One process of a data-parallel fit, for test_distributed.py: launched by
+``torchrun --nproc-per-node N``, it joins the gloo process group, fits
+VaDEClustering on the digits (or on a memory-mapped copy of them) and saves what
+it ended with to ``OUT/rank<RANK>.pkl``."""
+
+import argparse
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from sklearn.datasets import load_digits
+
+from sklearn_vade import VaDEClustering
+
+# The configuration that test_distributed.py also fits in a single process.
+PARAMS = dict(n_clusters=10, hidden_layer_sizes=(128,), latent_dim=10,
+              pretrain_epochs=20, max_epochs=20, batch_size=128, random_state=0)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--memmap", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true",
+                        help="5 + 5 epochs: for checks of agreement, not accuracy")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    if args.memmap is not None:
+        X = np.load(args.memmap, mmap_mode="r")
+    else:
+        X = load_digits().data / 16.0
+    params = dict(PARAMS, pretrain_epochs=5, max_epochs=5) if args.quick else PARAMS
+    model = VaDEClustering(**params).fit(X)
+    with open(args.out / f"rank{dist.get_rank()}.pkl", "wb") as f:
+        pickle.dump({"labels": model.labels_, "state": model._state,
+                     "lower_bound": model.lower_bound_, "n_iter": model.n_iter_,
+                     "history": model.history_,
+                     "proba": model.predict_proba(load_digits().data / 16.0)}, f)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Data-parallel training (sklearn_vade._distributed): two processes launched with
+torchrun on the gloo backend end with the same model, which clusters as a
+single-process fit with the same global batch does."""
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+
+from sklearn_vade import VaDEClustering
+from sklearn_vade._distributed import ALONE, Replicas, replicas
+from sklearn_vade._metrics import cluster_accuracy
+
+WORKER = Path(__file__).with_name("_distributed_fit.py")
+
+needs_distributed = pytest.mark.skipif(not torch.distributed.is_available(),
+                                       reason="this torch build has no torch.distributed")
+
+
+def _load_worker_params():
+    namespace = {}
+    source = WORKER.read_text()
+    exec(compile(source.split("def main")[0], str(WORKER), "exec"), namespace)
+    return namespace["PARAMS"]
+
+
+def test_outside_a_process_group_the_fit_is_alone():
+    assert replicas() is ALONE
+    assert ALONE.alone and ALONE.is_main
+
+
+def test_alone_every_operation_is_the_identity():
+    values = torch.randn(7, 3)
+    assert ALONE.share(7) == slice(0, 7)
+    assert torch.equal(ALONE.mean_rows(values), values.mean(dim=0))
+    assert ALONE.sum_(values) is values
+    obj = {"a": 1}
+    assert ALONE.broadcast_object(obj) is obj
+
+
+@pytest.mark.parametrize("n_rows", [2, 3, 7, 256])
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_shares_split_a_batch_into_contiguous_near_equal_parts(n_rows, world_size):
+    if n_rows < world_size:  # the engine skips such a batch
+        return
+    shares = [Replicas(rank, world_size).share(n_rows) for rank in range(world_size)]
+    assert shares[0].start == 0 and shares[-1].stop == n_rows
+    assert all(a.stop == b.start for a, b in zip(shares, shares[1:]))
+    sizes = [s.stop - s.start for s in shares]
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def _torchrun(tmp_path, *args, n_procs=2):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={n_procs}", str(WORKER), str(tmp_path), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = []
+    for rank in range(n_procs):
+        with open(tmp_path / f"rank{rank}.pkl", "rb") as f:
+            ranks.append(pickle.load(f))
+    return ranks
+
+
+def _assert_same_model(first, second):
+    assert first["state"].keys() == second["state"].keys()
+    for key in first["state"]:
+        np.testing.assert_array_equal(first["state"][key], second["state"][key])
+    np.testing.assert_array_equal(first["labels"], second["labels"])
+    np.testing.assert_array_equal(first["proba"], second["proba"])
+    assert first["lower_bound"] == second["lower_bound"]
+    assert first["history"] == second["history"]
+
+
+@needs_distributed
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_two_processes_fit_one_model_that_clusters_as_one_process_does(
+        tmp_path, digits):
+    X, y = digits
+    rank0, rank1 = _torchrun(tmp_path)
+    _assert_same_model(rank0, rank1)
+    # the same global batch in one process: the same steps up to the rounding of
+    # the gradients' sum over two shares
+    single = VaDEClustering(**_load_worker_params()).fit(X)
+    assert adjusted_rand_score(rank0["labels"], single.labels_) > 0.9
+    assert abs(cluster_accuracy(y, rank0["labels"])
+               - cluster_accuracy(y, single.labels_)) < 0.03
+    assert cluster_accuracy(y, rank0["labels"]) > 0.75
+    assert rank0["n_iter"] == single.n_iter_
+
+
+@needs_distributed
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_two_processes_fit_one_model_from_a_memory_mapped_file(tmp_path, digits):
+    X, _ = digits
+    path = tmp_path / "digits.npy"
+    np.save(path, X.astype(np.float32))
+    rank0, rank1 = _torchrun(tmp_path, "--memmap", str(path), "--quick")
+    _assert_same_model(rank0, rank1)
