@@ -60,7 +60,7 @@ def training_rows(X, offset, scale, device):
     rows is densified when it is drawn.
     """
     if sp.issparse(X):
-        return _SparseRows(X, offset, scale, device)
+        return _BatchRows(X, offset, scale, device)
     if isinstance(X, MappedRows):
         return _MappedTrainingRows(X, offset, scale, device)
     if (torch.device(device).type == "cpu" and X.dtype == np.float32
@@ -82,8 +82,10 @@ def training_rows(X, offset, scale, device):
 _STANDARDISE_ROWS = 4096
 
 
-class _SparseRows:
-    """Rows of a CSR matrix, densified and standardised batch by batch."""
+class _BatchRows:
+    """Rows of X that are not held as one tensor (a CSR matrix, or a
+    :class:`~._outofcore.MappedRows`), made dense, standardised and sent to the
+    device batch by batch."""
 
     def __init__(self, X, offset, scale, device):
         self.X = X.tocsr() if sp.issparse(X) else X
@@ -101,7 +103,7 @@ class _SparseRows:
         return torch.as_tensor(x.astype(np.float32), device=self.device)
 
 
-class _MappedTrainingRows(_SparseRows):
+class _MappedTrainingRows(_BatchRows):
     """Rows of a memory-mapped X (a :class:`~._outofcore.MappedRows`), read,
     standardised and sent to the device batch by batch, in the I/O-friendly order
     of :meth:`~._outofcore.MappedRows.epoch_order`."""

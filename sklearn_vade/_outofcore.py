@@ -1,7 +1,7 @@
 """Out-of-core data: a ``numpy.memmap`` read a block of rows at a time, never whole.
 
 :class:`MappedRows` wraps the memory-mapped X that ``fit`` was given. Every pass of
-fit reads it through this object: the scan for the value range and the per-feature
+fit reads it through this object: one scan for the value range and the per-feature
 moments (which also finds non-finite values, naming their rows), the shuffled
 minibatches of training, the passes over all rows (encoding, the final E-step).
 The pages of the file that a process has read stay in its resident memory until
@@ -58,7 +58,7 @@ class MappedRows:
         self.device = torch.device("cpu")
         self._mmap = getattr(X, "_mmap", None)
         self._unreleased = 0
-        self._range = None
+        self._statistics = None  # see statistics()
 
     def __len__(self):
         return self.shape[0]
@@ -105,29 +105,36 @@ class MappedRows:
             yield rows, self[rows]
 
     def value_range(self):
-        """The smallest and largest value of X, from one scan (kept)."""
-        if self._range is None:
-            lo, hi = math.inf, -math.inf
-            for _, block in self.scan():
-                if block.size:
-                    lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
-            self._range = (lo, hi)
-        return self._range
+        """The smallest and largest value of X (see :meth:`statistics`)."""
+        return self.statistics()[0]
 
     def moments(self):
-        """Per-feature mean and standard deviation in float64, one scan, the
-        blocks' means and sums of squared deviations combined as Chan et al."""
-        n, mean = 0, np.zeros(self.shape[1])
-        m2 = np.zeros(self.shape[1])
-        for _, block in self.scan():
-            k = len(block)
-            block_mean = block.mean(axis=0, dtype=np.float64)
-            block_m2 = ((block - block_mean) ** 2).sum(axis=0, dtype=np.float64)
-            delta = block_mean - mean
-            mean = mean + delta * (k / (n + k))
-            m2 = m2 + block_m2 + delta ** 2 * (n * k / (n + k))
-            n += k
-        return mean, np.sqrt(m2 / max(n, 1))
+        """Per-feature mean and standard deviation in float64 (see
+        :meth:`statistics`)."""
+        return self.statistics()[1]
+
+    def statistics(self):
+        """``((min, max), (mean, std))`` of X from one scan, kept: the value range
+        decides the likelihood and the moments standardise Gaussian data, so one
+        pass over the file serves both. The per-feature moments combine the
+        blocks' means and sums of squared deviations as Chan et al."""
+        if self._statistics is None:
+            lo, hi = math.inf, -math.inf
+            n, mean = 0, np.zeros(self.shape[1])
+            m2 = np.zeros(self.shape[1])
+            for _, block in self.scan():
+                k = len(block)
+                if not k:
+                    continue
+                lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+                block_mean = block.mean(axis=0, dtype=np.float64)
+                block_m2 = ((block - block_mean) ** 2).sum(axis=0, dtype=np.float64)
+                delta = block_mean - mean
+                mean = mean + delta * (k / (n + k))
+                m2 = m2 + block_m2 + delta ** 2 * (n * k / (n + k))
+                n += k
+            self._statistics = ((lo, hi), (mean, np.sqrt(m2 / max(n, 1))))
+        return self._statistics
 
     def epoch_order(self, generator):
         """A permutation of the rows: blocks in random order, rows shuffled within

@@ -65,15 +65,22 @@ def test_memmap_fit_is_of_the_kind_of_the_in_memory_fit(blobs, tmp_path):
     np.testing.assert_array_equal(mapped.predict(X), mapped.labels_)
 
 
-def test_moments_of_blocks_match_numpy(monkeypatch, tmp_path):
-    """The scan's per-feature mean and standard deviation, combined over blocks,
-    equal numpy's over the whole array, also for features far from zero."""
+def test_range_and_moments_of_blocks_match_numpy(monkeypatch, tmp_path):
+    """One scan gives the value range and the per-feature mean and standard
+    deviation, combined over blocks, equal to numpy's over the whole array, also
+    for features far from zero."""
     monkeypatch.setattr(_outofcore, "SCAN_ROWS", 7)  # many uneven blocks
     rng = np.random.RandomState(0)
     X = rng.normal(size=(100, 4)) * [1, 1e-3, 10, 1] + [0, 1e6, -5, 3]
-    mean, std = MappedRows(memmap_of(X, tmp_path / "X.dat")).moments()
+    rows = MappedRows(memmap_of(X, tmp_path / "X.dat"))
+    scans = []
+    scan = rows.scan
+    monkeypatch.setattr(rows, "scan", lambda: scans.append(1) or scan())
+    assert rows.value_range() == (X.min(), X.max())
+    mean, std = rows.moments()
     np.testing.assert_allclose(mean, X.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(std, X.std(axis=0), rtol=1e-6)
+    assert len(scans) == 1  # the range and the moments come from one pass
 
 
 def test_epoch_order_shuffles_whole_blocks_within_windows(monkeypatch, tmp_path):
