@@ -418,7 +418,8 @@ class VaDEClustering(
                 if run.interrupted:
                     break
             self._set_fitted_state(best, prep.X, prep.config, prep.offset, prep.scale)
-            self._warn_about_fit(best, prep.config)
+            if prep.replicas.is_main:  # the same warnings would come from every process
+                self._warn_about_fit(best, prep.config)
         return self
 
     def _pretrain_only(self, X):

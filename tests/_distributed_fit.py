@@ -5,6 +5,7 @@ it ended with to ``OUT/rank<RANK>.pkl``."""
 
 import argparse
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,14 @@ def main():
     else:
         X = load_digits().data / 16.0
     params = dict(PARAMS, pretrain_epochs=5, max_epochs=5) if args.quick else PARAMS
-    model = VaDEClustering(**params).fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = VaDEClustering(**params).fit(X)
     with open(args.out / f"rank{dist.get_rank()}.pkl", "wb") as f:
         pickle.dump({"labels": model.labels_, "state": model._state,
                      "lower_bound": model.lower_bound_, "n_iter": model.n_iter_,
                      "history": model.history_,
+                     "warnings": [type(w.message).__name__ for w in caught],
                      "proba": model.predict_proba(load_digits().data / 16.0)}, f)
     dist.destroy_process_group()
 
