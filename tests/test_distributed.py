@@ -2,6 +2,7 @@
 torchrun on the gloo backend end with the same model, which clusters as a
 single-process fit with the same global batch does."""
 
+import os
 import pickle
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def _torchrun(tmp_path, *args, n_procs=2):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc-per-node={n_procs}", str(WORKER), str(tmp_path), *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ranks = []
     for rank in range(n_procs):
@@ -110,3 +111,22 @@ def test_two_processes_fit_one_model_from_a_memory_mapped_file(tmp_path, digits)
     np.save(path, X.astype(np.float32))
     rank0, rank1 = _torchrun(tmp_path, "--memmap", str(path), "--quick")
     _assert_same_model(rank0, rank1)
+
+
+@needs_distributed
+def test_bad_input_stops_every_process_with_the_single_process_error(tmp_path, digits):
+    """A NaN in a memory-mapped X: every process fails at validation with the
+    error of a single-process fit, naming the rows, and torchrun reports it."""
+    X = digits[0].astype(np.float32)
+    X[1000, 3] = np.nan
+    path = tmp_path / "digits.npy"
+    np.save(path, X)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node=2", str(WORKER), str(tmp_path), "--memmap", str(path),
+               "--quick"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode != 0
+    message = "Input X contains NaN or infinity in rows"
+    assert result.stderr.count(message) >= 2  # from both processes
+    assert not list(tmp_path.glob("rank*.pkl"))
