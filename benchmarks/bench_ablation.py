@@ -88,6 +88,11 @@ VARIANTS = {
     "umap30-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25,
                                    umap_n_neighbors=30, **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
+    # the default keeping the most likely restart of the mixture in UMAP's
+    # embedding instead of the most consensual one (the start only)
+    "umapll-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25,
+                                   restart_choice="likelihood", **{
+        **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,
                                                    "warmup_epochs": "steps"}),
     # The warm-up's q(c|x) with 0.1 of its weight spread over all components (the
@@ -165,6 +170,7 @@ def run(name, seed, variant, cache_dir, precision="float32"):
     overrides = dict(VARIANTS[variant])
     min_share = overrides.pop("min_cluster_share", _init.MIN_CLUSTER_SHARE)
     n_neighbors = overrides.pop("umap_n_neighbors", _init.UMAP_N_NEIGHBORS)
+    choice = overrides.pop("restart_choice", _init.RESTART_CHOICE)
     estimator = sklearn_vade.VaDEClustering(n_clusters=K, random_state=seed,
                                             precision=precision)
     estimator._validate_params()
@@ -184,14 +190,19 @@ def run(name, seed, variant, cache_dir, precision="float32"):
     start_tag = "-nosplit" if min_share == 0 and config.init_params == "umap" else ""
     if n_neighbors != _init.UMAP_N_NEIGHBORS:
         start_tag += f"-nn{n_neighbors}"
+    if choice != _init.RESTART_CHOICE:
+        start_tag += f"-{choice}"
     saved_share, saved_neighbors = _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS
+    saved_choice = _init.RESTART_CHOICE
     _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS = min_share, n_neighbors
+    _init.RESTART_CHOICE = choice
     try:
         net, generator, rng, start, init_seconds = initialised(
             net, generator, rng, prep.X_train, config,
             cache_dir / f"{name}-{seed}{tag}-{config.init_params}{start_tag}-start.pt")
     finally:
         _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS = saved_share, saved_neighbors
+        _init.RESTART_CHOICE = saved_choice
     prior_labels = gamma_labels(net, prep.X_train, config.batch_size)
     t0 = time.perf_counter()
     with warnings.catch_warnings():

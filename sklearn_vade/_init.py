@@ -46,6 +46,9 @@ MANIFOLD_MAX_SAMPLES = 100_000
 # Variance added to every component's code variance (the codes have unit overall
 # standard deviation after pretraining), as GaussianMixture's reg_covar.
 REG_COVAR = 1e-4
+# Which restart of the mixture in the embedding the manifold start keeps: the most
+# consensual ("consensus") or the most likely ("likelihood"); see consensus_labels.
+RESTART_CHOICE = "consensus"
 # A manifold cluster holding fewer than this fraction of an equal share (n / K) of
 # the samples is dissolved and the widest cluster split in its place. The joint
 # phase empties such components anyway (20 Newsgroups: clusters of 6-74 posts
@@ -153,15 +156,19 @@ def umap_embedding(codes, n_components, seed):
         return reducer.fit_transform(scaled).astype(np.float64)
 
 
-def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT):
-    """Labels of the restart of a full-covariance GaussianMixture (one init each)
-    with the highest mean adjusted Rand index against the other restarts.
+def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT, choice=None):
+    """Labels of one of ``n_restarts`` full-covariance GaussianMixture fits (one
+    init each): by ``choice`` (default ``RESTART_CHOICE``), the restart with the
+    highest mean adjusted Rand index against the other restarts
+    (``"consensus"``) or the one with the highest mean log-likelihood
+    (``"likelihood"``).
 
-    The likelihood of a restart tracks its quality poorly (restarts whose bounds
-    differ by hundredths of a nat split the data differently); the partition that
-    most restarts agree on is the stable one.
+    In the codes, the likelihood of a restart tracked its quality poorly
+    (restarts whose bounds differ by hundredths of a nat split the data
+    differently); the partition that most restarts agree on is the stable one.
     """
-    runs = []
+    choice = RESTART_CHOICE if choice is None else choice
+    runs, log_likelihoods = [], []
     for _ in range(n_restarts):
         gmm = GaussianMixture(n_components=n_clusters, covariance_type="full",
                               reg_covar=1e-6 * max(1.0, float(points.var())),
@@ -169,8 +176,11 @@ def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning of one restart
             runs.append(gmm.fit(points).predict(points))
+        log_likelihoods.append(gmm.score(points))
     if n_restarts == 1:
         return runs[0]
+    if choice == "likelihood":
+        return runs[int(np.argmax(log_likelihoods))]
     agreement = np.zeros(n_restarts)
     for i in range(n_restarts):
         for j in range(i + 1, n_restarts):
