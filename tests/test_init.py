@@ -66,9 +66,42 @@ def test_consensus_keeps_the_partition_most_restarts_agree_on(monkeypatch, rng):
         def predict(self, points):
             return self.labels
 
+        def score(self, points):
+            return 0.0
+
     monkeypatch.setattr(_init, "GaussianMixture", Scripted)
     labels = consensus_labels(rng.standard_normal((60, 2)), 3, rng, n_restarts=5)
     assert adjusted_rand_score(base, labels) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("choice, kept", [("likelihood", 3), ("consensus", 1)])
+def test_restart_choice_keeps_the_most_likely_or_the_most_consensual(
+        monkeypatch, rng, choice, kept):
+    """Of five scripted restarts, the fourth has the highest log-likelihood and
+    the second the partition that three restarts share."""
+    base = np.repeat([0, 1, 2], 20)
+    partitions = [np.roll(base, 7), base, (base + 1) % 3, np.roll(base, -5), base[::-1]]
+    scores = iter([-3.0, -2.0, -2.5, -1.0, -4.0])
+    scripted = iter(partitions)
+
+    class Scripted:
+        def __init__(self, **kwargs):
+            pass
+
+        def fit(self, points):
+            self.labels, self.log_likelihood = next(scripted), next(scores)
+            return self
+
+        def predict(self, points):
+            return self.labels
+
+        def score(self, points):
+            return self.log_likelihood
+
+    monkeypatch.setattr(_init, "GaussianMixture", Scripted)
+    monkeypatch.setattr(_init, "RESTART_CHOICE", choice)
+    labels = consensus_labels(rng.standard_normal((60, 2)), 3, rng, n_restarts=5)
+    np.testing.assert_array_equal(labels, partitions[kept])
 
 
 def test_a_small_cluster_is_traded_for_a_split_of_the_widest(rng):
