@@ -109,7 +109,7 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
     rolled back to the snapshot and training resumes from there with half the
     learning rate (at most ``MAX_RECOVERIES`` times, then
     :class:`TrainingDivergedError`). A KeyboardInterrupt also restores the snapshot
-    and ends the phase. After a rollback ``on_rollback(n_epochs)`` is told how many
+    and ends the phase (in data-parallel training it propagates instead). After a rollback ``on_rollback(n_epochs)`` is told how many
     epochs are kept, so the modules always match the epochs reported.
     """
     n_samples = X.shape[0]
@@ -181,6 +181,10 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
             if stop:
                 break
     except KeyboardInterrupt:
+        if not replicas.alone:
+            # the processes would not agree on the epoch it arrived in: the fit
+            # stops in every process (torchrun ends the others), unchanged
+            raise
         rollback()
         interrupted = True
     finally:

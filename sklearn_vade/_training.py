@@ -240,6 +240,10 @@ class JointPhase:
         self.term_sums.zero_()
         self.n_rows = 0
         if self.mine is not None:
+            # every process rolls back at the same step (the decision is taken on
+            # summed losses): merge the discarded epoch's labels, so that the rows
+            # that no share holds in later epochs agree between the processes
+            self.replicas.merge_labels_(self.labels, self.mine)
             self.mine.zero_()
         self.converged = False
         # the labels of the kept epoch are gone: as at the start, the first epoch

@@ -130,3 +130,78 @@ def test_bad_input_stops_every_process_with_the_single_process_error(tmp_path, d
     message = "Input X contains NaN or infinity in rows"
     assert result.stderr.count(message) >= 2  # from both processes
     assert not list(tmp_path.glob("rank*.pkl"))
+
+
+class _LocalPair(Replicas):
+    """Process 0 of two whose collectives stay local (the other process adds
+    nothing): for the phases' wiring, without a process group."""
+
+    def __init__(self):
+        super().__init__(rank=0, world_size=2)
+        self.merges = 0
+
+    def sum_(self, tensor):
+        return tensor
+
+    def broadcast_object(self, obj):
+        return obj
+
+    def broadcast_module_(self, module):
+        pass
+
+    def merge_labels_(self, labels, mine):
+        self.merges += 1
+        return labels
+
+
+def _small_phase_inputs():
+    from sklearn.datasets import make_blobs
+    from sklearn_vade._init import initialise_mixture
+    from sklearn_vade._pretrain import pretrain_autoencoder
+    from sklearn_vade._progress import progress_factory
+    from sklearn_vade._utils import torch_generator
+
+    X, _ = make_blobs(n_samples=120, centers=3, n_features=4, random_state=0)
+    est = VaDEClustering(n_clusters=3, hidden_layer_sizes=(8,), latent_dim=2,
+                         pretrain_epochs=2, batch_size=32, init_params="gmm",
+                         random_state=0)
+    est._validate_params()
+    prep = est._prepare(X, continuing=False)
+    generator = torch_generator(0, torch.device("cpu"))
+    net = prep.network(generator)
+    pretrain_autoencoder(net, prep.X_train, prep.config, generator, progress_factory(0))
+    start = initialise_mixture(net, prep.X_train, prep.config, np.random.RandomState(0))
+    return net, prep.X_train, prep.config, generator, start
+
+
+def test_a_rolled_back_epoch_merges_its_labels_across_processes():
+    """After a rollback the discarded epoch's labels are merged (every process
+    rolls back at the same step), so rows that no later share holds agree."""
+    from sklearn_vade._training import JointPhase
+
+    net, X, config, generator, start = _small_phase_inputs()
+    pair = _LocalPair()
+    phase = JointPhase(net, X, config, generator, start.labels, pair)
+    phase.mine[:5] = True
+    phase.rollback(0)
+    assert pair.merges == 1 and not phase.mine.any()
+
+
+def test_ctrl_c_propagates_in_data_parallel_training():
+    """Alone, a KeyboardInterrupt ends the phase with the last epoch kept; with
+    several processes it propagates, since they would not agree on its epoch."""
+    from sklearn_vade._engine import make_optimizer, run_epochs
+    from sklearn_vade._progress import progress_factory
+
+    net, X, config, generator, _ = _small_phase_inputs()
+    optimizer = make_optimizer(net.autoencoder_parameters(), 1e-3)
+
+    def step(x, idx, part):
+        raise KeyboardInterrupt
+
+    result = run_epochs(X, config, 2, step, generator, progress_factory(0), "test",
+                        optimizer, net)
+    assert result.interrupted and result.losses == []
+    with pytest.raises(KeyboardInterrupt):
+        run_epochs(X, config, 2, step, generator, progress_factory(0), "test",
+                   optimizer, net, replicas=_LocalPair())
