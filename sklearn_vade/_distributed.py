@@ -98,10 +98,10 @@ class Replicas:
         their value."""
         if self.alone:
             return labels
-        coded = torch.where(mine, labels + 1, torch.zeros_like(labels))
-        held = mine.to(torch.int64)
-        self.sum_(coded)
-        self.sum_(held)
+        # one all-reduce: row labels + 1 where held (else 0), and the holders
+        coded, held = self.sum_(torch.stack([
+            torch.where(mine, labels + 1, torch.zeros_like(labels)),
+            mine.to(labels.dtype)]))
         labels.copy_(torch.where(held > 0, coded - 1, labels))
         return labels
 

@@ -156,9 +156,9 @@ def umap_embedding(codes, n_components, seed):
         return reducer.fit_transform(scaled).astype(np.float64)
 
 
-def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT, choice=None):
+def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT):
     """Labels of one of ``n_restarts`` full-covariance GaussianMixture fits (one
-    init each): by ``choice`` (default ``RESTART_CHOICE``), the restart with the
+    init each): by ``RESTART_CHOICE``, the restart with the
     highest mean adjusted Rand index against the other restarts
     (``"consensus"``) or the one with the highest mean log-likelihood
     (``"likelihood"``).
@@ -167,7 +167,7 @@ def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT, choice=None
     (restarts whose bounds differ by hundredths of a nat split the data
     differently); the partition that most restarts agree on is the stable one.
     """
-    choice = RESTART_CHOICE if choice is None else choice
+    by_likelihood = RESTART_CHOICE == "likelihood"
     runs, log_likelihoods = [], []
     for _ in range(n_restarts):
         gmm = GaussianMixture(n_components=n_clusters, covariance_type="full",
@@ -176,10 +176,11 @@ def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT, choice=None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning of one restart
             runs.append(gmm.fit(points).predict(points))
-        log_likelihoods.append(gmm.score(points))
+        if by_likelihood:
+            log_likelihoods.append(gmm.score(points))
     if n_restarts == 1:
         return runs[0]
-    if choice == "likelihood":
+    if by_likelihood:
         return runs[int(np.argmax(log_likelihoods))]
     agreement = np.zeros(n_restarts)
     for i in range(n_restarts):
