@@ -93,6 +93,12 @@ VARIANTS = {
     "umapll-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25,
                                    restart_choice="likelihood", **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
+    # the default as of 2026-12-01 (late): umap-anchor-hot-long whose start also
+    # trades clusters under half an equal share when the codes' likelihood says so
+    # (_init.trade_if_more_likely); the other variants ran without that trade
+    "umaptrade-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25,
+                                      trade_share=0.5, **{
+        **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,
                                                    "warmup_epochs": "steps"}),
     # The warm-up's q(c|x) with 0.1 of its weight spread over all components (the
@@ -171,6 +177,7 @@ def run(name, seed, variant, cache_dir, precision="float32"):
     min_share = overrides.pop("min_cluster_share", _init.MIN_CLUSTER_SHARE)
     n_neighbors = overrides.pop("umap_n_neighbors", _init.UMAP_N_NEIGHBORS)
     choice = overrides.pop("restart_choice", _init.RESTART_CHOICE)
+    trade_share = overrides.pop("trade_share", 0.0)  # see umaptrade-anchor-hot-long
     estimator = sklearn_vade.VaDEClustering(n_clusters=K, random_state=seed,
                                             precision=precision)
     estimator._validate_params()
@@ -192,17 +199,19 @@ def run(name, seed, variant, cache_dir, precision="float32"):
         start_tag += f"-nn{n_neighbors}"
     if choice != _init.RESTART_CHOICE:
         start_tag += f"-{choice}"
+    if trade_share and config.init_params == "umap":
+        start_tag += f"-trade{trade_share}"
     saved_share, saved_neighbors = _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS
-    saved_choice = _init.RESTART_CHOICE
+    saved_choice, saved_trade = _init.RESTART_CHOICE, _init.TRADE_SHARE
     _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS = min_share, n_neighbors
-    _init.RESTART_CHOICE = choice
+    _init.RESTART_CHOICE, _init.TRADE_SHARE = choice, trade_share
     try:
         net, generator, rng, start, init_seconds = initialised(
             net, generator, rng, prep.X_train, config,
             cache_dir / f"{name}-{seed}{tag}-{config.init_params}{start_tag}-start.pt")
     finally:
         _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS = saved_share, saved_neighbors
-        _init.RESTART_CHOICE = saved_choice
+        _init.RESTART_CHOICE, _init.TRADE_SHARE = saved_choice, saved_trade
     prior_labels = gamma_labels(net, prep.X_train, config.batch_size)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
