@@ -135,7 +135,7 @@ def manifold_partition(codes, n_clusters, rng):
     labels = split_instead_of_small(embedding, labels, n_clusters, rng,
                                     MIN_CLUSTER_SHARE)
     labels = trade_if_more_likely(embedding, codes, labels, n_clusters, rng,
-                                  TRADE_SHARE, MIN_CLUSTER_SHARE)
+                                  TRADE_SHARE)
     weights, means, variances = cluster_moments(codes, labels, n_clusters)
     return Partition(labels, weights, means, variances, "umap")
 
@@ -254,7 +254,7 @@ def trade(points, labels, freed, kept, rng, floor):
 
 
 def trade_if_more_likely(points, codes, labels, n_clusters, rng,
-                         candidate_share=TRADE_SHARE, min_share=MIN_CLUSTER_SHARE):
+                         candidate_share=TRADE_SHARE):
     """Trade clusters below ``candidate_share * n / K`` samples for splits of wide
     ones (as :func:`split_instead_of_small` does), keeping a trade only when the
     codes are more likely under the traded partition's mixture.
@@ -266,19 +266,19 @@ def trade_if_more_likely(points, codes, labels, n_clusters, rng,
     classification log-likelihood of the codes, ``mean_i log w_c(i) N(code_i |
     mean_c(i), diag var_c(i))`` with the clusters' moments (the Gaussians the
     prior is set to), both partitions having K components. Each cluster below
-    the candidate floor is tried once, smallest first; halves of a split keep
-    at least ``min_share * n / K`` samples. Without such clusters nothing
-    changes and no random number is drawn.
+    the candidate floor is tried once, smallest first; both halves of a split
+    must reach that floor (else the split would often cut the small group off
+    again). Without such clusters nothing changes and no random number is
+    drawn.
     """
     labels = np.array(labels, copy=True)
-    candidate_floor = candidate_share * len(labels) / n_clusters
-    floor = min_share * len(labels) / n_clusters
+    floor = candidate_share * len(labels) / n_clusters
     tried = set()
     likelihood = classification_log_likelihood(codes, labels, n_clusters)
     for _ in range(n_clusters):
         counts = np.bincount(labels, minlength=n_clusters)
         candidates = [c for c in np.argsort(counts, kind="stable")
-                      if counts[c] < candidate_floor and c not in tried]
+                      if counts[c] < floor and c not in tried]
         if not candidates:
             break
         freed = candidates[0]
