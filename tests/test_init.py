@@ -11,10 +11,12 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn_vade import VaDEClustering, _init
 from sklearn_vade._init import (
     MANIFOLD_MIN_SAMPLES,
+    classification_log_likelihood,
     cluster_moments,
     consensus_labels,
     initial_partition,
     split_instead_of_small,
+    trade_if_more_likely,
 )
 
 
@@ -140,6 +142,60 @@ def test_partitions_without_small_clusters_are_left_alone(rng):
     np.testing.assert_array_equal(split_instead_of_small(points, unbalanced, 3, rng),
                                   unbalanced)
     # no random number drawn: fits without small clusters are unchanged
+    assert rng.get_state()[2] == state[2]
+    np.testing.assert_array_equal(rng.get_state()[1], state[1])
+
+
+def test_classification_log_likelihood_is_the_clusters_gaussians_at_their_codes(rng):
+    codes = rng.standard_normal((40, 2))
+    labels = np.r_[np.zeros(10, int), np.ones(30, int)]
+    weights, means, variances = cluster_moments(codes, labels, 2)
+    expected = np.mean([
+        np.log(weights[c]) - 0.5 * np.sum(np.log(2 * np.pi * variances[c])
+                                          + (x - means[c]) ** 2 / variances[c])
+        for x, c in zip(codes, labels)])
+    assert classification_log_likelihood(codes, labels, 2) == pytest.approx(expected)
+
+
+def test_a_style_group_is_traded_when_two_classes_are_merged(rng):
+    """Two blobs merged into one cluster while a third blob is cut in two, one
+    piece under half an equal share: the codes are more likely once the piece
+    rejoins its blob and the merged pair is split, so the trade is kept."""
+    points, truth = make_blobs(n_samples=600, centers=[[0, 0], [8, 0], [0, 8]],
+                               cluster_std=1.0, random_state=0)
+    labels = np.where(truth == 2, 1, 0)
+    third = np.flatnonzero(truth == 0)
+    piece = third[np.argsort(points[third, 0])[:40]]  # its left edge: 40 < 100
+    labels[piece] = 2
+    result = trade_if_more_likely(points, points, labels, 3, rng, 0.5)
+    assert adjusted_rand_score(truth, result) > 0.98
+    assert (classification_log_likelihood(points, result, 3)
+            > classification_log_likelihood(points, labels, 3))
+
+
+def test_a_rare_class_is_not_traded(rng):
+    """A small cluster that is a class of its own beside a large one: the trade
+    (it joins that class, the other large class is split in two) is possible
+    but makes the codes less likely, so the partition is kept as it is."""
+    points, truth = make_blobs(n_samples=[300, 300, 90],
+                               centers=[[0, 0], [20, 0], [0, 7]], cluster_std=1.0,
+                               random_state=0)
+    floor = 0.5 * len(points) / 3
+    traded, split = _init.trade(points, truth, 2, np.array([0, 1]),
+                                np.random.RandomState(0), floor)
+    assert split  # the trade exists: only the likelihood refuses it
+    assert (classification_log_likelihood(points, traded, 3)
+            < classification_log_likelihood(points, truth, 3))
+    result = trade_if_more_likely(points, points, truth, 3, rng, 0.5)
+    np.testing.assert_array_equal(result, truth)
+
+
+def test_no_trade_is_tried_without_a_cluster_under_the_candidate_floor(rng):
+    points, truth = make_blobs(n_samples=[200, 200, 110],
+                               centers=[[0, 0], [8, 0], [0, 8]], random_state=1)
+    state = rng.get_state()
+    np.testing.assert_array_equal(trade_if_more_likely(points, points, truth, 3, rng,
+                                                       0.5), truth)
     assert rng.get_state()[2] == state[2]
     np.testing.assert_array_equal(rng.get_state()[1], state[1])
 
