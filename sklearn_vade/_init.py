@@ -58,9 +58,10 @@ MIN_CLUSTER_SHARE = 0.1
 # A manifold cluster below this fraction of an equal share is traded the same
 # way only when the codes are more likely under the traded partition's Gaussians
 # (see trade_if_more_likely). On scikit-learn's digits the embedding's mixture
-# gave a group of 27 "1"s its own component while merging 3 and 9 (4 seeds of 5);
-# on WISDM a small cluster is a rare activity: the likelihood keeps the trade in
-# the first case and refuses it in the second (benchmarks/README.md).
+# gave 27 of the 182 "1"s a component of their own while merging 3 and 9 (4
+# seeds of 5): the likelihood took the trade on 3 of them; on WISDM it refused
+# every candidate, where forcing the trades lowered the start by up to 0.07
+# (benchmarks/README.md).
 TRADE_SHARE = 0.5
 
 
