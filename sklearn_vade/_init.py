@@ -29,7 +29,7 @@ from sklearn.mixture import GaussianMixture
 
 from ._distributed import ALONE
 from ._engine import encode_means
-from ._utils import draw_seed
+from ._utils import draw_seed, torch_threads_kept
 
 # Restarts of the GaussianMixture fitted on the codes ("gmm": the most likely is
 # kept) or in the manifold embedding ("umap": the most consensual is kept).
@@ -160,7 +160,7 @@ def umap_embedding(codes, n_components, seed):
     reducer = umap.UMAP(n_components=n_components,
                         n_neighbors=min(UMAP_N_NEIGHBORS, len(codes) - 1),
                         min_dist=0.0, random_state=seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch_threads_kept():
         # a fixed random_state makes UMAP single-threaded, and it says so
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
         return reducer.fit_transform(scaled).astype(np.float64)

@@ -61,6 +61,20 @@ def fast_dtype(device):
     return None
 
 
+@contextlib.contextmanager
+def torch_threads_kept():
+    """Put torch's thread count back after the block. UMAP's numba sets the
+    OpenMP runtime that torch shares to one thread per core: without this, a fit
+    (and the caller's torch afterwards) would go on with more threads than the
+    caller chose."""
+    n_threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != n_threads:
+            torch.set_num_threads(n_threads)
+
+
 def autocast(device, dtype):
     """``torch.autocast`` to ``dtype`` on ``device``; a no-op when dtype is None."""
     return torch.autocast(device.type, dtype=dtype or torch.float32,

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
@@ -259,3 +260,23 @@ def test_importing_umap_says_nothing_about_tensorflow():
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
+
+
+def test_the_umap_start_leaves_torch_threads_as_it_found_them(monkeypatch):
+    """numba's OpenMP layer, under UMAP, sets the runtime torch shares to one thread
+    per core; the fit's later phases and the caller keep their own count."""
+    codes = np.random.RandomState(0).normal(size=(300, 3))
+    before = torch.get_num_threads()
+    _init.umap_embedding(codes, 3, 0)
+    assert torch.get_num_threads() == before
+    umap = _init.import_umap()
+    fit_transform = umap.UMAP.fit_transform
+
+    def resetting(self, *args, **kwargs):
+        torch.set_num_threads(before + 1)  # what numba did here, 1 -> 2
+        return fit_transform(self, *args, **kwargs)
+
+    monkeypatch.setattr(umap.UMAP, "fit_transform", resetting)
+    embedding = _init.umap_embedding(codes, 3, 0)
+    assert embedding.shape == (300, 3)
+    assert torch.get_num_threads() == before
