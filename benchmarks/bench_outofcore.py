@@ -17,7 +17,8 @@ Results go to ``benchmarks/results/outofcore.{json,md}``.
 Usage::
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_outofcore.py
-    python benchmarks/bench_outofcore.py --rows 200000 --pretrain-epochs 1 --max-epochs 2
+    python benchmarks/bench_outofcore.py --rows 200000 --pretrain-epochs 1 \\
+        --max-epochs 2
 """
 
 import argparse

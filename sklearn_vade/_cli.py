@@ -346,7 +346,8 @@ def cmd_fit(args):
         reconstruction_weight=args.reconstruction_weight, n_init=args.n_init,
         tol=args.tol,
         device=args.device, precision=args.precision,
-        random_state=args.random_state, verbose=_verbosity(args))
+        random_state=args.random_state, verbose=_verbosity(args),
+        memory=args.memory)
     _validate_options(model)
     X = read_data(args.data, args.delimiter, args.npz_key)
     start = time.perf_counter()
@@ -560,6 +561,11 @@ def build_parser():
                      "(default: %(default)s)")
     fit.add_argument("--random-state", type=int, default=None,
                      help="seed for reproducible results (default: none)")
+    fit.add_argument("--memory", metavar="DIR", default=None,
+                     help="folder caching the pretrained autoencoder: a later fit "
+                     "of the same data, network, pretraining and seed (e.g. with "
+                     "another --n-clusters) loads it instead of pretraining "
+                     "(default: no cache)")
     _add_verbose(fit)
     fit.set_defaults(func=cmd_fit)
 

@@ -109,8 +109,9 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
     rolled back to the snapshot and training resumes from there with half the
     learning rate (at most ``MAX_RECOVERIES`` times, then
     :class:`TrainingDivergedError`). A KeyboardInterrupt also restores the snapshot
-    and ends the phase (in data-parallel training it propagates instead). After a rollback ``on_rollback(n_epochs)`` is told how many
-    epochs are kept, so the modules always match the epochs reported.
+    and ends the phase (in data-parallel training it propagates instead). After a
+    rollback ``on_rollback(n_epochs)`` is told how many epochs are kept, so the
+    modules always match the epochs reported.
     """
     n_samples = X.shape[0]
     steps_per_epoch = math.ceil(n_samples / config.batch_size)

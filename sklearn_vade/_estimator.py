@@ -13,8 +13,13 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    check_memory,
+    validate_data,
+)
 
 from ._dask import blockwise, is_dask_array
 from ._data import feature_scaling
@@ -26,7 +31,7 @@ from ._inference import (
 )
 from ._network import PI_UPDATES, permute_components
 from ._outofcore import MappedRows, is_mapped
-from ._run import Prepared, fit_single, pretrain_only
+from ._run import Prepared, fit_single
 from ._utils import local_random_state, resolve_device, unchanged_on_error, warn_user
 from ._validation import (
     check_hidden_layer_sizes,
@@ -155,6 +160,19 @@ class VaDEClustering(
     verbose : int, default=0
         0 is silent; 1 shows a progress bar per phase; 2 also prints every epoch.
 
+    memory : str or object with the joblib.Memory interface, default=None
+        Caches the pretrained autoencoder. A string is the path to the caching
+        directory; None caches nothing. A fit whose data, network
+        (``latent_dim``, ``hidden_layer_sizes``, ``likelihood``), pretraining
+        (``pretrain_epochs``, ``batch_size``, ``learning_rate``, ``precision``),
+        device, torch threads and seed match an earlier one loads that
+        pretraining instead of repeating it, and ends exactly as it would
+        have without the cache. Fits that differ only in ``n_clusters`` or the
+        joint phase's parameters share one pretraining: a grid search over
+        ``n_clusters`` pretrains once per fold, and :func:`select_n_clusters`
+        once in all. The key hashes X (one pass over it). Not used in
+        data-parallel training.
+
     warm_start : bool, default=False
         If True, a second call to ``fit`` continues the joint training from the
         previous fit (no pretraining, no new initialisation, ``n_init`` ignored).
@@ -218,6 +236,10 @@ class VaDEClustering(
         Wall-clock seconds of each phase of the kept run: ``pretraining``,
         ``initialisation``, ``training``, ``evaluation``.
 
+    interrupted_ : {"pretraining", "training"} or None
+        The phase a KeyboardInterrupt (Ctrl-C) ended (see ``fit``); None when
+        fit ran to its end.
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -268,6 +290,7 @@ class VaDEClustering(
         "precision": [StrOptions({"float32", "bfloat16", "auto"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "memory": [str, HasMethods("cache"), None],
         "warm_start": ["boolean"],
     }
 
@@ -291,6 +314,7 @@ class VaDEClustering(
         precision="float32",
         random_state=None,
         verbose=0,
+        memory=None,
         warm_start=False,
     ):
         self.n_clusters = n_clusters
@@ -310,6 +334,7 @@ class VaDEClustering(
         self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
+        self.memory = memory
         self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fitting
@@ -345,7 +370,26 @@ class VaDEClustering(
         self : object
             The fitted estimator.
         """
-        return self._fit(X)
+        # nothing on the estimator changes unless the block completes
+        with unchanged_on_error(self):
+            continuing = self.warm_start and hasattr(self, "_state")
+            prep = self._prepare(X, continuing)
+            memory = None if self.memory is None else check_memory(self.memory)
+            # the same seeds on every process of data-parallel training
+            rng = prep.replicas.broadcast_object(local_random_state(self.random_state))
+            n_runs = 1 if continuing else self.n_init
+            best = None
+            for _ in range(n_runs):
+                run = fit_single(prep, rng, self.verbose,
+                                 self._state if continuing else None, memory)
+                if best is None or run.lower_bound > best.lower_bound:
+                    best = run
+                if run.interrupted:
+                    break
+            self._set_fitted_state(best, prep.X, prep.config, prep.offset, prep.scale)
+            if prep.replicas.is_main:  # the same warnings would come from every process
+                self._warn_about_fit(best, prep.config)
+        return self
 
     def _prepare(self, X, continuing):
         """Validate X and the parameters; resolve the fit's configuration.
@@ -398,44 +442,6 @@ class VaDEClustering(
         return config._replace(likelihood=fitted["likelihood"], warmup_epochs=0,
                                max_epochs=max_epochs)
 
-    def _fit(self, X, pretrained=None):
-        """fit's walk: validation, the ``n_init`` runs, the best one's state, the
-        warnings. ``pretrained`` (from :meth:`_pretrain_only`, for
-        select_n_clusters) replaces each run's pretraining. Nothing on the
-        estimator changes unless it completes."""
-        with unchanged_on_error(self):
-            continuing = self.warm_start and hasattr(self, "_state")
-            prep = self._prepare(X, continuing)
-            # the same seeds on every process of data-parallel training
-            rng = prep.replicas.broadcast_object(local_random_state(self.random_state))
-            n_runs = 1 if continuing else self.n_init
-            best = None
-            for _ in range(n_runs):
-                run = fit_single(prep, rng, self.verbose,
-                                 self._state if continuing else None, pretrained)
-                if best is None or run.lower_bound > best.lower_bound:
-                    best = run
-                if run.interrupted:
-                    break
-            self._set_fitted_state(best, prep.X, prep.config, prep.offset, prep.scale)
-            if prep.replicas.is_main:  # the same warnings would come from every process
-                self._warn_about_fit(best, prep.config)
-        return self
-
-    def _pretrain_only(self, X):
-        """Validate, then pretrain the autoencoder alone (for select_n_clusters).
-
-        Returns a :class:`~._run.Pretrained` whose weights any fit of the same data and
-        network (whatever ``n_clusters``) can start from; the estimator itself is
-        not modified.
-        """
-        self._validate_params()
-        with unchanged_on_error(self, always=True):
-            prep = self._prepare(X, continuing=False)
-        return pretrain_only(
-            prep, prep.replicas.broadcast_object(local_random_state(self.random_state)),
-            self.verbose)
-
     def _set_fitted_state(self, run, X, config, offset, scale):
         """Keep the best run, put occupied components first, run a final E-step."""
         occupied = np.unique(run.evaluation.log_gamma.argmax(axis=1))
@@ -465,6 +471,7 @@ class VaDEClustering(
         self.converged_ = run.converged
         self.n_iter_ = run.n_iter
         self.timings_ = run.timings
+        self.interrupted_ = run.interrupted
         self._n_features_out = config.latent_dim
 
     def _warn_about_fit(self, run, config):

@@ -50,7 +50,8 @@ class MappedRows:
 
     def __init__(self, X):
         if X.ndim != 2:
-            raise ValueError(f"Expected a 2-d memory-mapped X, got {X.ndim} dimensions.")
+            raise ValueError(
+                f"Expected a 2-d memory-mapped X, got {X.ndim} dimensions.")
         self.X = X
         self.shape, self.ndim = X.shape, 2
         self.dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(

@@ -4,6 +4,8 @@ final E-step, as module-level functions of their inputs.
 Nothing here sees the estimator: :meth:`VaDEClustering.fit` validates the data and
 the parameters into a :class:`Prepared`, calls :func:`fit_single` once per
 ``n_init`` run, keeps the best :class:`Run` and only then sets its own attributes.
+With the estimator's ``memory``, the pretraining goes through a
+``joblib.Memory`` cache (:func:`pretrain`).
 """
 
 import time
@@ -17,11 +19,13 @@ from ._distributed import replicas
 from ._inference import evaluate_fitted, inference_network, state_tensors
 from ._init import initialise_mixture
 from ._network import VaDENetwork
-from ._pretrain import pretrain_autoencoder
+from ._outofcore import MappedRows
+from ._pretrain import PretrainResult, pretrain_autoencoder
 from ._progress import progress_factory
 from ._training import train_vade
 from ._utils import draw_seed, torch_generator
 from ._validation import model_spec
+from ._version import __version__
 
 
 class Prepared(NamedTuple):
@@ -47,11 +51,14 @@ class Prepared(NamedTuple):
 
 
 class Pretrained(NamedTuple):
-    """Weights of a pretrained autoencoder (no prior), its losses and seconds."""
+    """What a cached pretraining keeps: the autoencoder's arrays (no prior), its
+    losses and rollbacks, and the state of the run's torch generator after it (the
+    joint phase draws on from there)."""
 
     weights: dict
     losses: list
-    seconds: float
+    recoveries: int
+    generator_state: np.ndarray
 
 
 class Run(NamedTuple):
@@ -90,33 +97,92 @@ def _progress(verbose, replicas):
     return progress_factory(verbose if replicas.is_main else 0)
 
 
-def pretrain_only(prep, rng, verbose=0):
-    """Pretrain the autoencoder alone (for fits of several ``n_clusters`` that share
-    it). Returns a :class:`Pretrained`; a KeyboardInterrupt propagates."""
-    generator = torch_generator(draw_seed(rng), prep.device)
-    net = prep.network(generator)
-    prep.replicas.broadcast_module_(net)
-    start = time.perf_counter()
-    result = pretrain_autoencoder(net, prep.X_train, prep.config, generator,
-                                  _progress(verbose, prep.replicas), prep.replicas)
-    if result.interrupted:
-        raise KeyboardInterrupt
+class _Unfinished(Exception):
+    """A pretraining stopped by Ctrl-C, carrying its state: raised through
+    ``joblib.Memory`` so that the cache never keeps it."""
+
+    def __init__(self, pretrained):
+        super().__init__()
+        self.pretrained = pretrained
+
+
+def _pretrained(net, result, generator):
     weights = {k: v.detach().cpu().numpy().copy()
                for k, v in net.autoencoder_state().items()}
-    return Pretrained(weights=weights, losses=result.losses,
-                      seconds=time.perf_counter() - start)
+    return Pretrained(weights=weights, losses=list(result.losses),
+                      recoveries=result.recoveries,
+                      generator_state=generator.get_state().numpy().copy())
 
 
-def fit_single(prep, rng, verbose=0, warm_state=None, pretrained=None):
-    """One complete fit from one seed: pretrain (unless ``pretrained`` weights are
-    given), initialise, train, evaluate.
+def _cached_pretraining(data, offset, scale, settings, *, prep, verbose):
+    """Pretrain from the seed in ``settings``, as :func:`fit_single` would.
+
+    The arguments that are not ignored (``data``, ``offset``, ``scale``,
+    ``settings``) are the cache's key: everything the pretraining depends on.
+    """
+    generator = torch_generator(settings["seed"], prep.device)
+    net = prep.network(generator)
+    result = pretrain_autoencoder(net, prep.X_train, prep.config, generator,
+                                  _progress(verbose, prep.replicas), prep.replicas)
+    pretrained = _pretrained(net, result, generator)
+    if result.interrupted:
+        raise _Unfinished(pretrained)
+    return pretrained
+
+
+def _pretraining_settings(prep, seed):
+    """What, besides the data, a pretraining depends on. ``n_clusters`` and the
+    rest of the mixture are not in it: fits that differ only there share it."""
+    config = prep.config
+    return {"n_features": int(prep.X.shape[1]), "latent_dim": config.latent_dim,
+            "hidden_layer_sizes": list(config.hidden_layer_sizes),
+            "likelihood": config.likelihood,
+            "pretrain_epochs": config.pretrain_epochs,
+            "batch_size": config.batch_size,
+            "pretrain_learning_rate": config.pretrain_learning_rate,
+            "lr_decay": config.lr_decay, "compute_dtype": str(config.compute_dtype),
+            "device": str(prep.device), "seed": seed,
+            # another thread count or version may sum in another order
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "sklearn_vade": __version__}
+
+
+def pretrain(prep, net, generator, seed, progress, memory=None, verbose=0):
+    """Phase 1 into ``net``: pretrain the autoencoder, or, with ``memory`` (a
+    ``joblib.Memory``), load the pretraining that the same data, settings and seed
+    gave before, and put ``generator`` where that pretraining left it, so that
+    the fit goes on exactly as if it had pretrained. Returns a
+    :class:`~._pretrain.PretrainResult`. In data-parallel training the cache is
+    not used (the processes would have to agree on every hit)."""
+    if memory is None or not prep.replicas.alone:
+        return pretrain_autoencoder(net, prep.X_train, prep.config, generator,
+                                    progress, prep.replicas)
+    data = prep.X.X if isinstance(prep.X, MappedRows) else prep.X
+    cached = memory.cache(_cached_pretraining, ignore=["prep", "verbose"])
+    interrupted = False
+    try:
+        stored = cached(data, prep.offset, prep.scale,
+                        _pretraining_settings(prep, seed), prep=prep, verbose=verbose)
+    except _Unfinished as stop:
+        stored, interrupted = stop.pretrained, True
+    net.load_state_dict(state_tensors(stored.weights, prep.device, torch.float32),
+                        strict=False)
+    generator.set_state(torch.from_numpy(stored.generator_state))
+    return PretrainResult(losses=list(stored.losses), interrupted=interrupted,
+                          recoveries=stored.recoveries)
+
+
+def fit_single(prep, rng, verbose=0, warm_state=None, memory=None):
+    """One complete fit from one seed: pretrain (through ``memory``'s cache when
+    given, see :func:`pretrain`), initialise, train, evaluate.
 
     ``warm_state``, the state of an earlier fit, continues its joint training
     instead (no pretraining, no start). Returns a :class:`Run`.
     """
     X, X_train, config, device = prep.X, prep.X_train, prep.config, prep.device
     replicas = prep.replicas
-    generator = torch_generator(draw_seed(rng), device)
+    seed = draw_seed(rng)
+    generator = torch_generator(seed, device)
     progress = _progress(verbose, replicas)
     clock = _Clock()
     net = prep.network(generator)
@@ -127,16 +193,10 @@ def fit_single(prep, rng, verbose=0, warm_state=None, pretrained=None):
         net.load_state_dict(state_tensors(warm_state, device, torch.float32))
         pretrain_losses = []
     else:
-        if pretrained is None:
-            pretrain = pretrain_autoencoder(net, X_train, config, generator, progress,
-                                            replicas)
-            pretrain_losses, recoveries = pretrain.losses, pretrain.recoveries
-            if pretrain.interrupted:
-                interrupted, max_epochs = "pretraining", 0
-        else:
-            net.load_state_dict(state_tensors(pretrained.weights, device,
-                                              torch.float32), strict=False)
-            pretrain_losses = list(pretrained.losses)
+        pretrained = pretrain(prep, net, generator, seed, progress, memory, verbose)
+        pretrain_losses, recoveries = pretrained.losses, pretrained.recoveries
+        if pretrained.interrupted:
+            interrupted, max_epochs = "pretraining", 0
         clock.lap("pretraining")
         # after an interrupted pretraining, the quick start (no UMAP)
         start = initialise_mixture(

@@ -1,6 +1,7 @@
 """Choosing the number of clusters: several VaDE fits sharing one pretraining."""
 
 import math
+import tempfile
 import time
 from numbers import Integral
 
@@ -36,8 +37,11 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
                       verbose=0):
     """Fit VaDE for several ``n_clusters`` from one pretrained autoencoder.
 
-    The autoencoder is pretrained once; each candidate then initialises its own
-    mixture on the shared codes and trains jointly, as ``fit`` would. Each fit is
+    The autoencoder is pretrained once (once per ``n_init`` run), through the
+    estimator's ``memory`` cache, or a temporary one when it has none: each
+    candidate is exactly the fit ``VaDEClustering(n_clusters=K)`` with the other
+    parameters of ``estimator`` would give, and all but the first load the shared
+    pretraining. Each fit is
     scored on X by its ELBO (``lower_bound_``, mean nats per sample, higher is
     better) and by a BIC-style penalised criterion
 
@@ -51,6 +55,9 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
     (Biernacki, Celeux and Govaert, 2000) further penalises candidates whose
     clusters overlap, measured by the entropy H of each sample's cluster
     posterior.
+
+    A KeyboardInterrupt (Ctrl-C) stops the search: the candidate being fitted
+    warns as ``fit`` does, and the interrupt propagates.
 
     Parameters
     ----------
@@ -75,7 +82,8 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
         ``elbo``, ``bic``, ``icl``, ``entropy`` (mean posterior entropy, nats),
         ``n_parameters`` and ``fit_seconds``; ``estimators`` (the fitted
         VaDEClustering of each candidate); ``best_index``, ``best_n_clusters``,
-        ``best_estimator``, ``criterion`` and ``pretrain_seconds``.
+        ``best_estimator``, ``criterion`` and ``pretrain_seconds`` (the shared
+        pretraining's wall-clock seconds, which ``fit_seconds`` leave out).
 
     Examples
     --------
@@ -110,28 +118,33 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
             "n_clusters_values must hold at least one integer >= 1, got "
             f"{list(n_clusters_values)!r}."
         )
-    n_samples = _num_samples(X)  # before the pretraining: fail early on bad X
+    n_samples = _num_samples(X)  # fail early on bad X
     base = clone(estimator if estimator is not None else VaDEClustering())
-    base.set_params(n_clusters=max(values), warm_start=False)
-    pretrained = base._pretrain_only(X)
-
+    base.set_params(warm_start=False)
     estimators, elbo, bic, entropy, n_params, seconds = [], [], [], [], [], []
-    for K in values:
-        est = clone(base).set_params(n_clusters=K)
-        est._validate_params()
-        start = time.perf_counter()
-        est._fit(X, pretrained)
-        seconds.append(time.perf_counter() - start)
-        p = n_mixture_parameters(K, est.latent_dim)
-        estimators.append(est)
-        elbo.append(est.lower_bound_)
-        n_params.append(p)
-        bic.append(-2.0 * n_samples * est.lower_bound_ + p * math.log(n_samples))
-        log_gamma = torch.log(torch.as_tensor(est.predict_proba(X)))
-        entropy.append(float(entropy_categorical(log_gamma).mean()))
-        if verbose:
-            print(f"n_clusters={K}: ELBO {elbo[-1]:.4f} nats/sample, BIC "
-                  f"{bic[-1]:.6g}, {seconds[-1]:.1f} s")
+    pretrain_seconds = 0.0
+    with tempfile.TemporaryDirectory(prefix="sklearn_vade_") as scratch:
+        memory = scratch if base.memory is None else base.memory
+        for K in values:
+            est = clone(base).set_params(n_clusters=K, memory=memory)
+            start = time.perf_counter()
+            est.fit(X)
+            if est.interrupted_:  # Ctrl-C: fit has warned; stop the search
+                raise KeyboardInterrupt
+            # the first candidate pretrains; the others load it
+            pretrain_seconds = pretrain_seconds or est.timings_["pretraining"]
+            seconds.append(time.perf_counter() - start - est.timings_["pretraining"])
+            est.set_params(memory=base.memory)  # not the removed scratch folder
+            p = n_mixture_parameters(K, est.latent_dim)
+            estimators.append(est)
+            elbo.append(est.lower_bound_)
+            n_params.append(p)
+            bic.append(-2.0 * n_samples * est.lower_bound_ + p * math.log(n_samples))
+            log_gamma = torch.log(torch.as_tensor(est.predict_proba(X)))
+            entropy.append(float(entropy_categorical(log_gamma).mean()))
+            if verbose:
+                print(f"n_clusters={K}: ELBO {elbo[-1]:.4f} nats/sample, BIC "
+                      f"{bic[-1]:.6g}, {seconds[-1]:.1f} s")
     elbo, bic, entropy = np.array(elbo), np.array(bic), np.array(entropy)
     icl = bic + 2.0 * n_samples * entropy
     best = {"bic": lambda: int(np.argmin(bic)), "icl": lambda: int(np.argmin(icl)),
@@ -141,4 +154,4 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
                  n_parameters=np.array(n_params), fit_seconds=np.array(seconds),
                  estimators=estimators, best_index=best,
                  best_n_clusters=values[best], best_estimator=estimators[best],
-                 criterion=criterion, pretrain_seconds=pretrained.seconds)
+                 criterion=criterion, pretrain_seconds=pretrain_seconds)

@@ -91,7 +91,8 @@ def fitted_files(digits_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("fit")
     result = run_cli("fit", digits_csv, "--n-clusters", 5, "--output",
                      out / "labels.csv", "--proba", out / "proba.csv", "--save-model",
-                     out / "model.pkl", *FAST, in_process=False)
+                     out / "model.pkl", "--memory", out / "cache", *FAST,
+                     in_process=False)
     return out, result
 
 
@@ -115,6 +116,9 @@ def test_cli_fit_equals_the_estimator(fitted_files, small_digits):
         model = pickle.load(f)
     assert model.get_params()["hidden_layer_sizes"] == (32, 32)
     assert model.get_params()["init_params"] == "gmm"
+    # --memory stored the pretraining (the fit without a cache gives the same labels)
+    assert model.get_params()["memory"] == str(out / "cache")
+    assert len(list((out / "cache").rglob("output.pkl"))) == 1
     est = VaDEClustering(n_clusters=5, hidden_layer_sizes=(32, 32), latent_dim=4,
                          pretrain_epochs=5, max_epochs=5, init_params="gmm",
                          random_state=0)

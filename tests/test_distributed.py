@@ -21,8 +21,9 @@ from sklearn_vade._metrics import cluster_accuracy
 
 WORKER = Path(__file__).with_name("_distributed_fit.py")
 
-needs_distributed = pytest.mark.skipif(not torch.distributed.is_available(),
-                                       reason="this torch build has no torch.distributed")
+needs_distributed = pytest.mark.skipif(
+    not torch.distributed.is_available(),
+    reason="this torch build has no torch.distributed")
 
 
 def _load_worker_params():
@@ -153,6 +154,7 @@ class _LocalPair(Replicas):
 
 def _small_phase_inputs():
     from sklearn.datasets import make_blobs
+
     from sklearn_vade._init import initialise_mixture
     from sklearn_vade._pretrain import pretrain_autoencoder
     from sklearn_vade._progress import progress_factory

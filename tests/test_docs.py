@@ -237,8 +237,9 @@ def test_scaling_page_distributed_script(small_digits, tmp_path):
     CPU processes), on the first 300 digits with TINY's defaults."""
     if not importlib.util.find_spec("torch.distributed"):
         pytest.skip("this torch build has no torch.distributed")
-    import joblib
     import subprocess
+
+    import joblib
 
     (block,) = scaling_blocks("torch.distributed")
     script = tmp_path / "fit_distributed.py"

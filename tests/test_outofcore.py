@@ -109,7 +109,8 @@ def test_epoch_order_shuffles_whole_blocks_within_windows(monkeypatch, tmp_path)
     assert not np.all(np.diff(window) == 1)  # shuffled within the window
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="reads /proc/self/smaps")
 def test_memmap_fit_keeps_little_of_the_file_resident(blobs, monkeypatch, tmp_path):
     """Fit never holds much of the mapped file in memory: with pages handed back
     after every 64 kB read, the file's resident part stays a small fraction of it

@@ -37,7 +37,7 @@ def test_select_n_clusters_pretrains_once(blobs, monkeypatch):
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = select_n_clusters(X, [5, 2, 3, 4, 6],
                                    estimator=VaDEClustering(**BLOB_MODEL))
-    assert len(calls) == 1
+        assert len(calls) == 1
     assert result.n_clusters.tolist() == [2, 3, 4, 5, 6]
     assert [e.n_clusters for e in result.estimators] == [2, 3, 4, 5, 6]
     losses = result.estimators[0].pretrain_losses_
@@ -51,6 +51,13 @@ def test_select_n_clusters_pretrains_once(blobs, monkeypatch):
     assert (result.icl >= result.bic).all() and (result.entropy >= 0).all()
     assert result.best_estimator is result.estimators[result.best_index]
     assert result.pretrain_seconds > 0
+    # each candidate is the fit of its n_clusters alone, pretraining included
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        alone = VaDEClustering(**dict(BLOB_MODEL, n_clusters=3)).fit(X)
+    np.testing.assert_array_equal(result.estimators[1].labels_, alone.labels_)
+    assert result.estimators[1].lower_bound_ == alone.lower_bound_
+    assert result.estimators[1].memory is None  # not the removed scratch folder
 
 
 def test_select_n_clusters_finds_the_blobs(blobs):

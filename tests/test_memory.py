@@ -1,0 +1,147 @@
+"""The pretraining cache (``memory``): a fit through it is the fit without it; what
+its key holds; fits that differ only in the mixture share one pretraining."""
+
+import numpy as np
+import pytest
+from joblib import Memory
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils._param_validation import InvalidParameterError
+
+from sklearn_vade import VaDEClustering, _pretrain, _run, select_n_clusters
+
+from .conftest import SMALL_SHORT
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture
+def pretrainings(monkeypatch):
+    """The number of times an autoencoder is pretrained (not loaded)."""
+    calls = []
+    pretrain = _run.pretrain_autoencoder
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return pretrain(*args, **kwargs)
+
+    monkeypatch.setattr(_run, "pretrain_autoencoder", counting)
+    return calls
+
+
+def fit(X, **params):
+    """A small fit with the quick start (the start is not what is cached)."""
+    return VaDEClustering(**dict(dict(SMALL_SHORT, n_clusters=5, init_params="gmm"),
+                                 **params)).fit(X)
+
+
+def assert_same_fit(a, b):
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.lower_bound_ == b.lower_bound_
+    assert a.pretrain_losses_ == b.pretrain_losses_
+    assert a.lower_bounds_ == b.lower_bounds_
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_a_fit_through_the_cache_is_the_fit_without_it(small_digits, tmp_path,
+                                                       pretrainings):
+    X = small_digits[0]
+    plain = fit(X)
+    assert len(pretrainings) == 1
+    stored = fit(X, memory=str(tmp_path))  # pretrains and stores
+    assert len(pretrainings) == 2
+    loaded = fit(X, memory=str(tmp_path))  # loads
+    assert len(pretrainings) == 2
+    for cached in (stored, loaded):
+        assert_same_fit(cached, plain)
+        np.testing.assert_array_equal(cached.predict_proba(X), plain.predict_proba(X))
+    # another n_clusters loads the same pretraining and still ends as its plain fit:
+    # the joint phase draws on the generator from where the pretraining left it
+    other = fit(X, n_clusters=4, memory=Memory(str(tmp_path), verbose=0))
+    assert len(pretrainings) == 2
+    assert_same_fit(other, fit(X, n_clusters=4))
+    assert other.memory.location == str(tmp_path)  # a parameter, kept as given
+
+
+def test_the_key_holds_what_the_pretraining_depends_on(small_digits, tmp_path,
+                                                       pretrainings):
+    X = small_digits[0]
+    fit(X, memory=str(tmp_path))
+    assert len(pretrainings) == 1
+    # the mixture and the joint phase are not in the key
+    for params in (dict(n_clusters=3), dict(pi_update="softmax"),
+                   dict(init_params="umap"), dict(max_epochs=4), dict(tol=0.5),
+                   dict(reconstruction_weight=2.0)):
+        fit(X, memory=str(tmp_path), **params)
+        assert len(pretrainings) == 1, params
+    # the data, the network, the pretraining's settings and the seed are
+    for params in (dict(random_state=1), dict(pretrain_epochs=9),
+                   dict(batch_size=16), dict(learning_rate=2e-4),
+                   dict(latent_dim=4), dict(hidden_layer_sizes=(64, 32)),
+                   dict(likelihood="gaussian"), dict(precision="bfloat16")):
+        before = len(pretrainings)
+        fit(X, memory=str(tmp_path), **params)
+        assert len(pretrainings) == before + 1, params
+    before = len(pretrainings)
+    changed = X.copy()
+    changed[0, 0] = 1.0 - changed[0, 0]
+    fit(changed, memory=str(tmp_path))
+    assert len(pretrainings) == before + 1
+    # n_init runs draw their own seeds: one pretraining each, then loaded
+    before = len(pretrainings)
+    fit(X, memory=str(tmp_path), n_init=2, random_state=5)
+    fit(X, memory=str(tmp_path), n_init=2, random_state=5, n_clusters=3)
+    assert len(pretrainings) == before + 2
+
+
+def test_an_interrupted_pretraining_is_not_kept(small_digits, tmp_path,
+                                                monkeypatch, pretrainings):
+    X = small_digits[0]
+    loss = _pretrain.autoencoder_loss
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise KeyboardInterrupt
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(_pretrain, "autoencoder_loss", interrupted)
+    with pytest.warns(UserWarning, match="interrupted during pretraining"):
+        cut = fit(X, memory=str(tmp_path))
+    assert cut.interrupted_ == "pretraining" and cut.n_iter_ == 0
+    assert len(cut.pretrain_losses_) == 2  # 10 steps per epoch
+    monkeypatch.setattr(_pretrain, "autoencoder_loss", loss)
+    again = fit(X, memory=str(tmp_path))
+    assert len(pretrainings) == 2
+    assert again.interrupted_ is None
+    assert_same_fit(again, fit(X))
+
+
+def test_select_n_clusters_stops_on_ctrl_c(small_digits, monkeypatch):
+    X = small_digits[0]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_pretrain, "autoencoder_loss", interrupted)
+    with pytest.warns(UserWarning, match="interrupted during pretraining"):
+        with pytest.raises(KeyboardInterrupt):
+            select_n_clusters(X, [2, 3], estimator=VaDEClustering(**SMALL_SHORT))
+
+
+def test_a_grid_search_over_n_clusters_pretrains_once_per_fold(small_digits,
+                                                               tmp_path,
+                                                               pretrainings):
+    X = small_digits[0]
+    search = GridSearchCV(VaDEClustering(**dict(SMALL_SHORT, init_params="gmm",
+                                                memory=str(tmp_path))),
+                          {"n_clusters": [3, 4, 5]}, cv=2).fit(X)
+    # two folds, then the refit on all of X: three pretrainings for seven fits
+    assert len(pretrainings) == 3
+    best = search.best_estimator_
+    assert_same_fit(best, fit(X, n_clusters=best.n_clusters))
+
+
+def test_memory_is_validated(small_digits):
+    with pytest.raises(InvalidParameterError, match="The 'memory' parameter"):
+        VaDEClustering(**dict(SMALL_SHORT, memory=3)).fit(small_digits[0])
