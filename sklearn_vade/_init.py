@@ -301,22 +301,27 @@ def classification_log_likelihood(codes, labels, n_clusters):
     each code's own cluster c, with the clusters' weights and moments
     (:func:`cluster_moments`)."""
     weights, means, variances = cluster_moments(codes, labels, n_clusters)
-    var = variances[labels]
-    log_density = -0.5 * (((codes - means[labels]) ** 2) / var
-                          + np.log(2 * np.pi * var)).sum(axis=1)
+    log_density = log_normal_diag(codes, means[labels], variances[labels])
     return float(np.mean(log_density + np.log(weights[labels])))
+
+
+def log_normal_diag(x, mean, var):
+    """``log N(x | mean, diag var)``, summed over the last axis (broadcasting):
+    the density of both the trade's criterion and the assignment of codes to the
+    start's components."""
+    return -0.5 * (((x - mean) ** 2) / var + np.log(2 * np.pi * var)).sum(axis=-1)
 
 
 def most_probable_component(codes, start, batch_size=65536):
     """argmax over components of ``log w_c + log N(code | mean_c, diag var_c)``
     for each code, under the mixture of a :class:`Partition`."""
-    log_norm = np.log(start.weights) - 0.5 * np.log(start.variances).sum(axis=1)
+    log_weights = np.log(start.weights)
     labels = np.empty(len(codes), dtype=np.intp)
     for begin in range(0, len(codes), batch_size):
         batch = codes[begin:begin + batch_size]
-        sq = (((batch[:, None, :] - start.means[None]) ** 2)
-              / start.variances[None]).sum(axis=2)
-        labels[begin:begin + batch_size] = np.argmax(log_norm - 0.5 * sq, axis=1)
+        labels[begin:begin + batch_size] = np.argmax(
+            log_weights + log_normal_diag(batch[:, None, :], start.means[None],
+                                          start.variances[None]), axis=1)
     return labels
 
 

@@ -15,7 +15,9 @@ from sklearn_vade._init import (
     classification_log_likelihood,
     cluster_moments,
     consensus_labels,
+    Partition,
     initial_partition,
+    most_probable_component,
     split_instead_of_small,
     trade_if_more_likely,
 )
@@ -280,3 +282,21 @@ def test_the_umap_start_leaves_torch_threads_as_it_found_them(monkeypatch):
     embedding = _init.umap_embedding(codes, 3, 0)
     assert embedding.shape == (300, 3)
     assert torch.get_num_threads() == before
+
+
+def test_most_probable_component_is_the_weighted_densitys_argmax(rng):
+    """Codes beyond the UMAP sample go to the component of highest
+    ``w_c N(code | mean_c, diag var_c)``, in batches (scipy's density as reference)."""
+    from scipy.stats import multivariate_normal
+
+    weights = np.array([0.6, 0.3, 0.1])
+    means = rng.normal(size=(3, 4))
+    variances = rng.uniform(0.2, 2.0, size=(3, 4))
+    codes = rng.normal(scale=1.5, size=(500, 4))
+    start = Partition(np.zeros(3, dtype=int), weights, means, variances, "umap")
+    expected = np.argmax(np.column_stack([
+        np.log(w) + multivariate_normal(m, np.diag(v)).logpdf(codes)
+        for w, m, v in zip(weights, means, variances)]), axis=1)
+    assert len(np.unique(expected)) == 3
+    np.testing.assert_array_equal(most_probable_component(codes, start, batch_size=64),
+                                  expected)
