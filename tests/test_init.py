@@ -12,10 +12,10 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn_vade import VaDEClustering, _init
 from sklearn_vade._init import (
     MANIFOLD_MIN_SAMPLES,
+    Partition,
     classification_log_likelihood,
     cluster_moments,
     consensus_labels,
-    Partition,
     initial_partition,
     most_probable_component,
     split_instead_of_small,
