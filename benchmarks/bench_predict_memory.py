@@ -18,6 +18,7 @@ Usage::
 """
 
 import argparse
+import statistics
 import time
 import warnings
 from pathlib import Path
@@ -34,6 +35,7 @@ from _common import (
 )
 
 from sklearn_vade import VaDEClustering
+from sklearn_vade._inference import INFERENCE_BATCH
 from sklearn_vade.datasets import load_mnist
 
 N_FEATURES = 784
@@ -60,6 +62,36 @@ def peak_mib():
     return _status_kib("VmHWM") / 1024
 
 
+def encoder_shapes(model):
+    """(n_in, n_out) of every Linear layer a row goes through in the encoder: the
+    hidden layers, then the mean and log-variance heads."""
+    units = [model.n_features_in_, *model.hidden_layer_sizes]
+    return [*zip(units[:-1], units[1:]), (units[-1], model.latent_dim),
+            (units[-1], model.latent_dim)]
+
+
+def encoder_ceiling(shapes, batch, dtype, reps=15, seed=0):
+    """Rows per second of the encoder's matrix products alone (``F.linear`` on
+    ``shapes`` at ``batch`` rows, median seconds of ``reps`` repetitions each) and
+    their GFLOP/s (2 * rows * n_in * n_out flops per product)."""
+    gen = torch.Generator().manual_seed(seed)
+    seconds = 0.0
+    for n_in, n_out in shapes:
+        x = torch.randn(batch, n_in, generator=gen, dtype=dtype)
+        w = torch.randn(n_out, n_in, generator=gen, dtype=dtype)
+        with torch.no_grad():
+            for _ in range(3):
+                torch.nn.functional.linear(x, w)
+            times = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                torch.nn.functional.linear(x, w)
+                times.append(time.perf_counter() - start)
+        seconds += statistics.median(times)
+    flops = 2 * batch * sum(a * b for a, b in shapes)
+    return {"rows_per_s": batch / seconds, "gflops": flops / seconds / 1e9}
+
+
 def training_rows(data, n_rows, seed):
     """``n_rows`` x 784 float32 rows in [0, 1]: MNIST when available, else random."""
     rng = np.random.RandomState(seed)
@@ -74,7 +106,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--methods", nargs="+",
-                        default=["predict_proba", "transform", "score_samples"])
+                        default=["predict", "predict_proba", "transform",
+                                 "score_samples"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=None,
                         help="MNIST .npz (default: ../shared/data/mnist.npz)")
@@ -97,8 +130,15 @@ def main(argv=None):
         stop = min(start + len(train), args.rows)
         X[start:stop] = train[: stop - start]
 
+    shapes = encoder_shapes(model)
+    ceiling = {name: encoder_ceiling(shapes, INFERENCE_BATCH, dtype)
+               for name, dtype in (("float64", torch.float64),
+                                   ("float32", torch.float32))}
     env = environment(args.threads, rows=args.rows, data=source)
     print(environment_line(env))
+    for name, c in ceiling.items():
+        print(f"encoder matmuls alone in {name}: {c['rows_per_s']:,.0f} rows/s "
+              f"({c['gflops']:.1f} GFLOP/s)", flush=True)
     records = []
     for method in args.methods:
         before = rss_mib()
@@ -111,21 +151,34 @@ def main(argv=None):
                   "input_mib": X.nbytes / MiB, "output_mib": out.nbytes / MiB,
                   "rss_before_mib": before, "peak_above_before_mib": peak - before,
                   "overhead_beyond_output_mib": peak - before - out.nbytes / MiB,
-                  "seconds": seconds}
+                  "seconds": seconds, "rows_per_s": args.rows / seconds,
+                  "share_of_float64_ceiling":
+                      args.rows / seconds / ceiling["float64"]["rows_per_s"]}
         records.append(record)
         print(f"{method:>14}: peak {peak - before:7.1f} MiB above the "
               f"{before:7.1f} MiB before (input {X.nbytes / MiB:.0f} MiB, output "
-              f"{out.nbytes / MiB:.1f} MiB), {seconds:.1f} s", flush=True)
+              f"{out.nbytes / MiB:.1f} MiB), {seconds:.1f} s, "
+              f"{args.rows / seconds:,.0f} rows/s", flush=True)
         del out
     write_json_atomic(RESULTS_DIR / "predict_memory.json",
-                      {"environment": env, "records": records})
+                      {"environment": env, "encoder_shapes": shapes,
+                       "inference_batch": INFERENCE_BATCH,
+                       "encoder_ceiling": ceiling, "records": records})
     columns = [("method", "method", None), ("rows", "rows", "{:d}"),
                ("input MiB", "input_mib", "{:.0f}"),
                ("output MiB", "output_mib", "{:.1f}"),
                ("RSS before MiB", "rss_before_mib", "{:.0f}"),
                ("peak above before MiB", "peak_above_before_mib", "{:.1f}"),
-               ("seconds", "seconds", "{:.1f}")]
-    lines = [environment_line(env), "", *markdown_table(records, columns)]
+               ("seconds", "seconds", "{:.1f}"),
+               ("rows/s", "rows_per_s", "{:,.0f}"),
+               ("of the float64 ceiling", "share_of_float64_ceiling", "{:.0%}")]
+    ceiling_lines = [
+        f"Ceiling: the encoder's matrix products alone ({len(shapes)} products, "
+        f"batch {INFERENCE_BATCH}, median of 15): "
+        + "; ".join(f"{name} {c['rows_per_s']:,.0f} rows/s ({c['gflops']:.1f} "
+                    "GFLOP/s)" for name, c in ceiling.items()) + "."]
+    lines = [environment_line(env), "", *markdown_table(records, columns), "",
+             *ceiling_lines]
     write_atomic(RESULTS_DIR / "predict_memory.md", "\n".join(lines) + "\n")
 
 
