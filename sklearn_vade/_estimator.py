@@ -41,6 +41,11 @@ from ._validation import (
 )
 
 
+# Parameters and fitted attributes added since models were first saved, with the
+# value a model saved before them gets when loaded (see __setstate__).
+_ADDED_SINCE_SAVED = {"memory": None, "interrupted_": None}
+
+
 class VaDEClustering(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator
 ):
@@ -564,6 +569,18 @@ class VaDEClustering(
         state = self.__dict__.copy()
         state.pop("_cached_net", None)
         return state
+
+    def __setstate__(self, state):
+        # a model saved before a parameter or fitted attribute existed gets its
+        # default, so that get_params, clone and repr work on it
+        state = dict(state)
+        for name, default in _ADDED_SINCE_SAVED.items():
+            if name.endswith("_"):
+                if "_state" in state:  # fitted
+                    state.setdefault(name, default)
+            else:
+                state.setdefault(name, default)
+        super().__setstate__(state)
 
     # --------------------------------------------------------------- inference
     def predict(self, X):

@@ -98,3 +98,28 @@ def test_fitted_state_holds_no_tensors(fitted):
     for value in pickled_state.values():
         assert not isinstance(value, (torch.Tensor, torch.nn.Module))
     assert all(isinstance(v, np.ndarray) for v in fitted._state.values())
+
+
+@pytest.mark.parametrize("fitted_model", [True, False])
+def test_a_model_saved_before_memory_existed_loads(fitted, small_digits,
+                                                   fitted_model):
+    """A pickle from before ``memory`` and ``interrupted_`` (2026-12-02) gets their
+    defaults: get_params, clone and repr work, and it predicts as it did."""
+    from sklearn.base import clone
+
+    X, _ = small_digits
+    est = fitted if fitted_model else VaDEClustering(n_clusters=5, **SMALL_SHORT)
+    old = est.__getstate__()
+    for name in ("memory", "interrupted_"):
+        old.pop(name, None)
+    # what unpickling such a model does: a bare instance, then its saved state
+    loaded = VaDEClustering.__new__(VaDEClustering)
+    loaded.__setstate__(old)
+    assert "memory" not in old and loaded.get_params()["memory"] is None
+    assert repr(loaded) == repr(est)
+    assert clone(loaded).get_params() == est.get_params()
+    if fitted_model:
+        assert loaded.interrupted_ is None
+        np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    else:
+        assert not hasattr(loaded, "interrupted_")
