@@ -40,7 +40,6 @@ from ._validation import (
     resolve_likelihood,
 )
 
-
 # Parameters and fitted attributes added since models were first saved, with the
 # value a model saved before them gets when loaded (see __setstate__).
 _ADDED_SINCE_SAVED = {"memory": None, "interrupted_": None}
