@@ -128,9 +128,9 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
     """
     net.eval()
     prior = net.prior
-    # pi normalised: under pi_update="unconstrained" the free pi need not sum to 1,
-    # and log(sum pi) would otherwise be added to every reported ELBO
-    log_pi = prior.log_pi - torch.logsumexp(prior.log_pi, dim=0)
+    # pi normalised: under pi_update="unconstrained" log(sum pi) would otherwise be
+    # added to every reported ELBO
+    log_pi = prior.log_weights
     mu_c, log_var_c = prior.mu_c, prior.log_var_c
     dtype = mu_c.dtype
     # The results go straight into arrays allocated once: keeping small per-batch

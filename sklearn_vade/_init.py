@@ -27,6 +27,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
+from . import _elbo
 from ._distributed import ALONE
 from ._engine import encode_means
 from ._utils import draw_seed, torch_threads_kept
@@ -301,15 +302,19 @@ def classification_log_likelihood(codes, labels, n_clusters):
     each code's own cluster c, with the clusters' weights and moments
     (:func:`cluster_moments`)."""
     weights, means, variances = cluster_moments(codes, labels, n_clusters)
-    log_density = log_normal_diag(codes, means[labels], variances[labels])
+    log_density = _log_normal_diag(codes, means[labels], variances[labels])
     return float(np.mean(log_density + np.log(weights[labels])))
 
 
-def log_normal_diag(x, mean, var):
-    """``log N(x | mean, diag var)``, summed over the last axis (broadcasting):
-    the density of both the trade's criterion and the assignment of codes to the
-    start's components."""
-    return -0.5 * (((x - mean) ** 2) / var + np.log(2 * np.pi * var)).sum(axis=-1)
+def _log_normal_diag(x, mean, var):
+    """:func:`._elbo.log_normal_diag` on float64 numpy arrays (variances, not their
+    logs): the density of both the trade's criterion and the assignment of codes
+    to the start's components."""
+    as_tensor = torch.from_numpy
+    return _elbo.log_normal_diag(as_tensor(np.asarray(x, dtype=np.float64)),
+                                 as_tensor(np.asarray(mean, dtype=np.float64)),
+                                 torch.log(as_tensor(np.asarray(var, dtype=np.float64)))
+                                 ).numpy()
 
 
 def most_probable_component(codes, start, batch_size=65536):
@@ -320,8 +325,8 @@ def most_probable_component(codes, start, batch_size=65536):
     for begin in range(0, len(codes), batch_size):
         batch = codes[begin:begin + batch_size]
         labels[begin:begin + batch_size] = np.argmax(
-            log_weights + log_normal_diag(batch[:, None, :], start.means[None],
-                                          start.variances[None]), axis=1)
+            log_weights + _log_normal_diag(batch[:, None, :], start.means[None],
+                                           start.variances[None]), axis=1)
     return labels
 
 

@@ -108,10 +108,16 @@ class MixturePrior(nn.Module):
         return torch.log(self.pi_value.clamp_min(PI_FLOOR))
 
     @property
+    def log_weights(self):
+        """``log pi`` normalised to the simplex, whatever the parametrisation (under
+        "unconstrained" the free pi need not sum to 1)."""
+        log_pi = self.log_pi
+        return log_pi - torch.logsumexp(log_pi, dim=0)
+
+    @property
     def weights(self):
         """pi on the simplex, whatever the parametrisation."""
-        log_pi = self.log_pi
-        return torch.exp(log_pi - torch.logsumexp(log_pi, dim=0))
+        return torch.exp(self.log_weights)
 
     @torch.no_grad()
     def em_step(self, gamma_mean, rate):
