@@ -32,7 +32,13 @@ from ._inference import (
 from ._network import PI_UPDATES, permute_components
 from ._outofcore import MappedRows, is_mapped
 from ._run import Prepared, fit_single
-from ._utils import local_random_state, resolve_device, unchanged_on_error, warn_user
+from ._utils import (
+    draw_seed,
+    local_random_state,
+    resolve_device,
+    unchanged_on_error,
+    warn_user,
+)
 from ._validation import (
     check_hidden_layer_sizes,
     check_params_vs_input,
@@ -169,9 +175,10 @@ class VaDEClustering(
         directory; None caches nothing. A fit whose data, network
         (``latent_dim``, ``hidden_layer_sizes``, ``likelihood``), pretraining
         (``pretrain_epochs``, ``batch_size``, ``learning_rate``, ``precision``),
-        device, torch threads and seed match an earlier one loads that
-        pretraining instead of repeating it, and ends exactly as it would
-        have without the cache. Fits that differ only in ``n_clusters`` or the
+        seed, device, arithmetic (CPU kind, torch's thread count and float32
+        matmul precision; on a GPU its name, CUDA and TF32 settings) and
+        package code match an earlier one loads that pretraining instead of
+        repeating it, and ends exactly as it would have without the cache. Fits that differ only in ``n_clusters`` or the
         joint phase's parameters share one pretraining: a grid search over
         ``n_clusters`` pretrains once per fold, and :func:`select_n_clusters`
         once in all. The key hashes X (one pass over it). Not used in
@@ -382,9 +389,12 @@ class VaDEClustering(
             # the same seeds on every process of data-parallel training
             rng = prep.replicas.broadcast_object(local_random_state(self.random_state))
             n_runs = 1 if continuing else self.n_init
+            # every run's seed first: a run's pretraining (and so its place in
+            # memory's cache) then does not depend on what earlier runs' starts drew
+            seeds = [draw_seed(rng) for _ in range(n_runs)]
             best = None
-            for _ in range(n_runs):
-                run = fit_single(prep, rng, self.verbose,
+            for seed in seeds:
+                run = fit_single(prep, seed, rng, self.verbose,
                                  self._state if continuing else None, memory)
                 if best is None or run.lower_bound > best.lower_bound:
                     best = run

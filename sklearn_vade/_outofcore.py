@@ -16,6 +16,7 @@ that a batch reads a few runs of contiguous rows instead of rows all over the
 file. In-memory X keeps its full shuffle.
 """
 
+import hashlib
 import math
 import mmap
 
@@ -60,6 +61,7 @@ class MappedRows:
         self._mmap = getattr(X, "_mmap", None)
         self._unreleased = 0
         self._statistics = None  # see statistics()
+        self._digest = None  # see digest()
 
     def __len__(self):
         return self.shape[0]
@@ -104,6 +106,19 @@ class MappedRows:
         """Blocks of rows in file order, each as ``(slice, array)``."""
         for rows in iter_batches(self.shape[0], SCAN_ROWS):
             yield rows, self[rows]
+
+    def digest(self):
+        """A hash of X's values (as read), its shape and dtype, from one scan that
+        hands its pages back, kept: the key of a cached pretraining (hashing the
+        mapping as an array would make the whole file resident)."""
+        if self._digest is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(repr((self.shape, str(self.dtype))).encode())
+            for _, block in self.scan():
+                h.update(np.ascontiguousarray(block).data)
+            self.release()
+            self._digest = h.hexdigest()
+        return self._digest
 
     def value_range(self):
         """The smallest and largest value of X (see :meth:`statistics`)."""

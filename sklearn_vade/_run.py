@@ -8,7 +8,11 @@ With the estimator's ``memory``, the pretraining goes through a
 ``joblib.Memory`` cache (:func:`pretrain`).
 """
 
+import functools
+import hashlib
+import importlib
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -23,7 +27,7 @@ from ._outofcore import MappedRows
 from ._pretrain import PretrainResult, pretrain_autoencoder
 from ._progress import progress_factory
 from ._training import train_vade
-from ._utils import draw_seed, torch_generator
+from ._utils import torch_generator
 from ._validation import model_spec
 from ._version import __version__
 
@@ -130,6 +134,34 @@ def _cached_pretraining(data, offset, scale, settings, *, prep, verbose):
     return pretrained
 
 
+# The modules whose code a pretraining runs: their source is part of the cache's
+# key, so that a changed engine or network never loads a pretraining of the old.
+_PRETRAINING_CODE = ("_pretrain", "_engine", "_network", "_data", "_outofcore",
+                     "_distributed", "_utils", "_run")
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest():
+    h = hashlib.blake2b(digest_size=16)
+    for name in _PRETRAINING_CODE:
+        h.update(Path(importlib.import_module(f"{__package__}.{name}").__file__)
+                 .read_bytes())
+    return h.hexdigest()
+
+
+def _arithmetic(device):
+    """What decides the float results of the same code on another machine."""
+    settings = {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "float32_matmul_precision": torch.get_float32_matmul_precision(),
+                "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        settings.update(gpu=torch.cuda.get_device_name(device),
+                        cuda=torch.version.cuda,
+                        tf32=(torch.backends.cuda.matmul.allow_tf32,
+                              torch.backends.cudnn.allow_tf32))
+    return settings
+
+
 def _pretraining_settings(prep, seed):
     """What, besides the data, a pretraining depends on. ``n_clusters`` and the
     rest of the mixture are not in it: fits that differ only there share it."""
@@ -142,9 +174,9 @@ def _pretraining_settings(prep, seed):
             "pretrain_learning_rate": config.pretrain_learning_rate,
             "lr_decay": config.lr_decay, "compute_dtype": str(config.compute_dtype),
             "device": str(prep.device), "seed": seed,
-            # another thread count or version may sum in another order
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "sklearn_vade": __version__}
+            # another machine, thread count or version may sum in another order
+            **_arithmetic(prep.device), "torch": torch.__version__,
+            "sklearn_vade": __version__, "code": _code_digest()}
 
 
 def pretrain(prep, net, generator, seed, progress, memory=None, verbose=0):
@@ -157,7 +189,7 @@ def pretrain(prep, net, generator, seed, progress, memory=None, verbose=0):
     if memory is None or not prep.replicas.alone:
         return pretrain_autoencoder(net, prep.X_train, prep.config, generator,
                                     progress, prep.replicas)
-    data = prep.X.X if isinstance(prep.X, MappedRows) else prep.X
+    data = prep.X.digest() if isinstance(prep.X, MappedRows) else prep.X
     cached = memory.cache(_cached_pretraining, ignore=["prep", "verbose"])
     interrupted = False
     try:
@@ -165,23 +197,25 @@ def pretrain(prep, net, generator, seed, progress, memory=None, verbose=0):
                         _pretraining_settings(prep, seed), prep=prep, verbose=verbose)
     except _Unfinished as stop:
         stored, interrupted = stop.pretrained, True
-    net.load_state_dict(state_tensors(stored.weights, prep.device, torch.float32),
-                        strict=False)
-    generator.set_state(torch.from_numpy(stored.generator_state))
+    # copies: a Memory with mmap_mode loads read-only arrays
+    net.load_state_dict({k: torch.tensor(v, device=prep.device, dtype=torch.float32)
+                         for k, v in stored.weights.items()}, strict=False)
+    generator.set_state(torch.tensor(stored.generator_state))
     return PretrainResult(losses=list(stored.losses), interrupted=interrupted,
                           recoveries=stored.recoveries)
 
 
-def fit_single(prep, rng, verbose=0, warm_state=None, memory=None):
+def fit_single(prep, seed, rng, verbose=0, warm_state=None, memory=None):
     """One complete fit from one seed: pretrain (through ``memory``'s cache when
     given, see :func:`pretrain`), initialise, train, evaluate.
 
+    ``seed`` seeds the run's torch generator (the networks' weights, the
+    shuffles, the noise); ``rng``, a numpy RandomState, draws the start.
     ``warm_state``, the state of an earlier fit, continues its joint training
     instead (no pretraining, no start). Returns a :class:`Run`.
     """
     X, X_train, config, device = prep.X, prep.X_train, prep.config, prep.device
     replicas = prep.replicas
-    seed = draw_seed(rng)
     generator = torch_generator(seed, device)
     progress = _progress(verbose, replicas)
     clock = _Clock()

@@ -14,6 +14,7 @@ from sklearn.utils.validation import _num_samples
 
 from ._elbo import entropy_categorical
 from ._estimator import VaDEClustering
+from ._utils import draw_seed, local_random_state
 
 
 def n_mixture_parameters(n_clusters, latent_dim):
@@ -41,7 +42,10 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
     estimator's ``memory`` cache, or a temporary one when it has none: each
     candidate is exactly the fit ``VaDEClustering(n_clusters=K)`` with the other
     parameters of ``estimator`` would give, and all but the first load the shared
-    pretraining. Each fit is
+    pretraining. With ``random_state=None`` one seed is drawn for all the
+    candidates (their ``random_state`` shows it). In data-parallel training
+    (``torch.distributed``) the cache is not used and every candidate pretrains.
+    Each fit is
     scored on X by its ELBO (``lower_bound_``, mean nats per sample, higher is
     better) and by a BIC-style penalised criterion
 
@@ -119,8 +123,16 @@ def select_n_clusters(X, n_clusters_values, *, estimator=None, criterion="bic",
             f"{list(n_clusters_values)!r}."
         )
     n_samples = _num_samples(X)  # fail early on bad X
+    if values[-1] > n_samples:
+        raise ValueError(
+            f"n_clusters_values holds {values[-1]}, more clusters than the "
+            f"n_samples={n_samples} of X: VaDE needs at least one sample per "
+            "cluster. Drop the candidates above n_samples.")
     base = clone(estimator if estimator is not None else VaDEClustering())
     base.set_params(warm_start=False)
+    if base.random_state is None:
+        # one seed for every candidate, or none would find the others' pretraining
+        base.set_params(random_state=draw_seed(local_random_state(None)))
     estimators, elbo, bic, entropy, n_params, seconds = [], [], [], [], [], []
     pretrain_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="sklearn_vade_") as scratch:

@@ -1,13 +1,18 @@
 """The pretraining cache (``memory``): a fit through it is the fit without it; what
 its key holds; fits that differ only in the mixture share one pretraining."""
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
+import torch
 from joblib import Memory
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_vade import VaDEClustering, _pretrain, _run, select_n_clusters
+from sklearn_vade._outofcore import MappedRows
 
 from .conftest import SMALL_SHORT
 
@@ -86,11 +91,54 @@ def test_the_key_holds_what_the_pretraining_depends_on(small_digits, tmp_path,
     changed[0, 0] = 1.0 - changed[0, 0]
     fit(changed, memory=str(tmp_path))
     assert len(pretrainings) == before + 1
-    # n_init runs draw their own seeds: one pretraining each, then loaded
-    before = len(pretrainings)
-    fit(X, memory=str(tmp_path), n_init=2, random_state=5)
-    fit(X, memory=str(tmp_path), n_init=2, random_state=5, n_clusters=3)
-    assert len(pretrainings) == before + 2
+    # the machine's arithmetic is: another thread count sums in another order
+    before, threads = len(pretrainings), torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        fit(X, memory=str(tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(pretrainings) == before + 1
+
+
+def test_n_init_runs_share_their_pretrainings_across_n_clusters(small_digits,
+                                                               tmp_path,
+                                                               monkeypatch,
+                                                               pretrainings):
+    """Each run's seed is drawn before any start: a start may draw a number of
+    random numbers that depends on n_clusters (the UMAP start's trades do), and a
+    seed drawn after it would differ between fits that differ only there."""
+    X = small_digits[0]
+    initialise = _run.initialise_mixture
+
+    def drawing_k_numbers(net, X_train, config, rng, *args, **kwargs):
+        rng.random_sample(config.n_clusters)
+        return initialise(net, X_train, config, rng, *args, **kwargs)
+
+    monkeypatch.setattr(_run, "initialise_mixture", drawing_k_numbers)
+    for k in (3, 4, 5):
+        fit(X, memory=str(tmp_path), n_init=2, n_clusters=k, max_epochs=1)
+    assert len(pretrainings) == 2
+
+
+def test_a_memory_mapped_x_is_keyed_by_a_scan(small_digits, tmp_path, pretrainings):
+    """A memmap is hashed block by block (MappedRows.digest), not as an array
+    made resident; the same values give the same key, others another."""
+    X = small_digits[0].astype(np.float32)
+    path = tmp_path / "x.dat"
+    mapped = np.memmap(path, dtype=np.float32, mode="w+", shape=X.shape)
+    mapped[:] = X
+    mapped.flush()
+    mapped = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
+    assert MappedRows(mapped).digest() == MappedRows(mapped).digest()
+    changed = X.copy()
+    changed[-1, -1] += 0.5
+    assert MappedRows(np.asarray(changed)).digest() != MappedRows(mapped).digest()
+    a = fit(mapped, memory=str(tmp_path / "cache"))
+    b = fit(mapped, memory=str(tmp_path / "cache"), n_clusters=3)
+    assert len(pretrainings) == 1
+    assert_same_fit(a, fit(mapped))
+    assert_same_fit(b, fit(mapped, n_clusters=3))
 
 
 def test_an_interrupted_pretraining_is_not_kept(small_digits, tmp_path,
@@ -119,14 +167,39 @@ def test_an_interrupted_pretraining_is_not_kept(small_digits, tmp_path,
 
 def test_select_n_clusters_stops_on_ctrl_c(small_digits, monkeypatch):
     X = small_digits[0]
+    folders = []
+    temporary = tempfile.TemporaryDirectory
+
+    def recorded(*args, **kwargs):
+        folder = temporary(*args, **kwargs)
+        folders.append(folder.name)
+        return folder
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_pretrain, "autoencoder_loss", interrupted)
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", recorded)
     with pytest.warns(UserWarning, match="interrupted during pretraining"):
         with pytest.raises(KeyboardInterrupt):
             select_n_clusters(X, [2, 3], estimator=VaDEClustering(**SMALL_SHORT))
+    assert len(folders) == 1 and not os.path.exists(folders[0])
+
+
+def test_select_n_clusters_without_a_seed_pretrains_once(small_digits,
+                                                         pretrainings):
+    X = small_digits[0]
+    template = VaDEClustering(**dict(SMALL_SHORT, random_state=None,
+                                     init_params="gmm"))
+    result = select_n_clusters(X, [2, 3, 4], estimator=template)
+    assert len(pretrainings) == 1
+    seeds = {e.random_state for e in result.estimators}
+    assert len(seeds) == 1 and isinstance(seeds.pop(), int)
+    assert template.random_state is None
+    with pytest.raises(ValueError, match="n_clusters_values holds 301, more clusters "
+                       "than the n_samples=300 of X"):
+        select_n_clusters(X, [2, 301], estimator=template)
+    assert len(pretrainings) == 1  # refused before any fit
 
 
 def test_a_grid_search_over_n_clusters_pretrains_once_per_fold(small_digits,
