@@ -264,6 +264,11 @@ def run_single_seed(seed, data, vade_params):
                            details=lambda m: vade_details(m, X.shape[0]))
     record["peak_rss_mb"] = _max_rss_mb()
     record["peak_rss_mb_before_fit"] = rss_before
+    if not record.get("error"):
+        # inference on the training rows (float64, see bench_predict_memory.py)
+        start = time.perf_counter()
+        model.predict_proba(X)
+        record["predict_proba_rows_per_s"] = X.shape[0] / (time.perf_counter() - start)
     return record
 
 
@@ -349,12 +354,13 @@ def markdown(env, throughput, records, summary):
             "## VaDE phases",
             "",
             "| seed | n_iter | converged | lower bound | pretrain epochs | pretrain s "
-            "| init s | train s | eval s | achieved GFLOP/s (train) | warnings |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| init s | train s | eval s | achieved GFLOP/s (train) "
+            "| predict_proba rows/s | warnings |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in vade:
             if r.get("error"):
-                lines.append(f"| {r['seed']} | failed: {r['error']} |" + " |" * 9)
+                lines.append(f"| {r['seed']} | failed: {r['error']} |" + " |" * 10)
                 continue
             t = r.get("timings") or {}
             lines.append(
@@ -367,6 +373,7 @@ def markdown(env, throughput, records, summary):
                 f"| {_fmt(t.get('training'), '{:.1f}')} "
                 f"| {_fmt(t.get('evaluation'), '{:.1f}')} "
                 f"| {_fmt(r.get('achieved_gflops_train'), '{:.1f}')} "
+                f"| {_fmt(r.get('predict_proba_rows_per_s'), '{:,.0f}')} "
                 f"| {len(r.get('warnings', []))} |")
         lines.append("")
     if throughput:
@@ -394,9 +401,12 @@ def markdown(env, throughput, records, summary):
         lines += ["", f"Achieved by VaDE training: {THROUGHPUT_FORMULA}."]
         if achieved:
             med = statistics.median(achieved)
+            # the peak of the arithmetic training used
+            bf16 = env.get("vade_params", {}).get("precision") == "bfloat16"
+            mode = "bf16_autocast" if bf16 else "fp32"
             lines.append(f"Median over seeds: {med:.1f} GFLOP/s, "
-                         f"{100 * med / net['fp32_gflops']:.0f}% of the fp32 network "
-                         "forward peak above.")
+                         f"{100 * med / net[f'{mode}_gflops']:.0f}% of the "
+                         f"{mode.replace('_', ' ')} network forward peak above.")
         lines.append("")
     warned = [r for r in sort_runs(records, METHODS) if r.get("warnings")]
     if warned:

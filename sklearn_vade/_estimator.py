@@ -178,9 +178,10 @@ class VaDEClustering(
         seed, device, arithmetic (CPU kind, torch's thread count and float32
         matmul precision; on a GPU its name, CUDA and TF32 settings) and
         package code match an earlier one loads that pretraining instead of
-        repeating it, and ends exactly as it would have without the cache. Fits that differ only in ``n_clusters`` or the
-        joint phase's parameters share one pretraining: a grid search over
-        ``n_clusters`` pretrains once per fold, and :func:`select_n_clusters`
+        repeating it, and ends exactly as it would have without the cache.
+        Fits that differ only in ``n_clusters`` or the joint phase's
+        parameters share one pretraining: a grid search over ``n_clusters``
+        pretrains once per fold, and :func:`select_n_clusters`
         once in all. The key hashes X (one pass over it). Not used in
         data-parallel training.
 
