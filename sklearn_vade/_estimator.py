@@ -584,11 +584,9 @@ class VaDEClustering(
         # a model saved before a parameter or fitted attribute existed gets its
         # default, so that get_params, clone and repr work on it
         state = dict(state)
+        fitted = "_state" in state
         for name, default in _ADDED_SINCE_SAVED.items():
-            if name.endswith("_"):
-                if "_state" in state:  # fitted
-                    state.setdefault(name, default)
-            else:
+            if fitted or not name.endswith("_"):  # attributes only on fitted models
                 state.setdefault(name, default)
         super().__setstate__(state)
 

@@ -12,6 +12,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+from sklearn_vade import _run
+
 torch.set_num_threads(1)
 
 
@@ -60,6 +62,20 @@ def small_digits(digits):
     """The first 300 digits: enough to cluster, quick to fit."""
     X, y = digits
     return X[:300], y[:300]
+
+
+@pytest.fixture
+def pretrainings(monkeypatch):
+    """The number of times an autoencoder is pretrained (not loaded)."""
+    calls = []
+    pretrain = _run.pretrain_autoencoder
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return pretrain(*args, **kwargs)
+
+    monkeypatch.setattr(_run, "pretrain_autoencoder", counting)
+    return calls
 
 
 @pytest.fixture

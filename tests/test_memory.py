@@ -19,20 +19,6 @@ from .conftest import SMALL_SHORT
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@pytest.fixture
-def pretrainings(monkeypatch):
-    """The number of times an autoencoder is pretrained (not loaded)."""
-    calls = []
-    pretrain = _run.pretrain_autoencoder
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return pretrain(*args, **kwargs)
-
-    monkeypatch.setattr(_run, "pretrain_autoencoder", counting)
-    return calls
-
-
 def fit(X, **params):
     """A small fit with the quick start (the start is not what is cached)."""
     return VaDEClustering(**dict(dict(SMALL_SHORT, n_clusters=5, init_params="gmm"),

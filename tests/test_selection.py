@@ -10,7 +10,7 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_vade import VaDEClustering, _run, select_n_clusters
+from sklearn_vade import VaDEClustering, select_n_clusters
 from sklearn_vade._selection import n_mixture_parameters
 
 from .conftest import BLOB_MODEL
@@ -23,21 +23,13 @@ def blobs():
     return StandardScaler().fit_transform(X), y
 
 
-def test_select_n_clusters_pretrains_once(blobs, monkeypatch):
+def test_select_n_clusters_pretrains_once(blobs, pretrainings):
     X, _ = blobs
-    calls = []
-    pretrain = _run.pretrain_autoencoder
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return pretrain(*args, **kwargs)
-
-    monkeypatch.setattr(_run, "pretrain_autoencoder", counting)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = select_n_clusters(X, [5, 2, 3, 4, 6],
                                    estimator=VaDEClustering(**BLOB_MODEL))
-        assert len(calls) == 1
+    assert len(pretrainings) == 1
     assert result.n_clusters.tolist() == [2, 3, 4, 5, 6]
     assert [e.n_clusters for e in result.estimators] == [2, 3, 4, 5, 6]
     losses = result.estimators[0].pretrain_losses_
