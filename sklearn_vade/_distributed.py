@@ -19,6 +19,10 @@ group (or in a group of one), :data:`ALONE` does nothing, so a single-process fi
 computes exactly what it computed before this module existed.
 """
 
+import hashlib
+
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 
@@ -104,6 +108,108 @@ class Replicas:
             mine.to(labels.dtype)]))
         labels.copy_(torch.where(held > 0, coded - 1, labels))
         return labels
+
+
+    def agree_on_input(self, prepare, params):
+        """``prepare()`` (the validation of X and the parameters), checked to agree
+        across the processes: returns what it returns.
+
+        Every process of a data-parallel fit must pass the same X and the same
+        parameters; a process whose validation fails, or whose X or parameters
+        differ from process 0's, would leave the others waiting in a collective
+        that never matches (gloo aborts with "Received data size doesn't match
+        expected size"). So every process validates, then all exchange what
+        they found (an error, or X's rows, features, dtype and a hash of its
+        values, and the parameters): a process whose validation failed raises
+        its own error, the others a ``ValueError`` that quotes it; on a
+        difference every process raises the same ``ValueError`` naming it. Alone, ``prepare()``
+        runs as it is."""
+        if self.alone:
+            return prepare()
+        error, prepared, report = None, None, None
+        try:
+            prepared = prepare()
+            report = input_fingerprint(prepared.X, params)
+        except Exception as exc:  # noqa: BLE001 - reported to every process below
+            error = exc
+        reports = [None] * self.world_size
+        torch.distributed.all_gather_object(
+            reports, (None if error is None else f"{type(error).__name__}: {error}",
+                      report))
+        failed = [(rank, message) for rank, (message, _) in enumerate(reports)
+                  if message is not None]
+        if error is not None:
+            raise error  # this process's own error, as a single-process fit raises it
+        if failed:
+            lines = "; ".join(f"process {rank}: {message}" for rank, message in failed)
+            raise ValueError(
+                f"Data-parallel fit stopped in every process: the input of "
+                f"{len(failed)} of {self.world_size} processes failed validation "
+                f"({lines}).")
+        differences = input_differences([report for _, report in reports])
+        if differences:
+            raise ValueError(
+                "Data-parallel fit stopped in every process: every process must "
+                "pass the same X and the same parameters (each trains on its share "
+                "of every global minibatch, drawn from the whole of X), but "
+                + "; ".join(differences) + ". Sharded input, each process passing "
+                "only its own rows, is not supported: give every process the whole "
+                "data, e.g. one numpy.memmap on a shared filesystem (np.load(path, "
+                "mmap_mode='r')), from which each process reads only the rows of "
+                "its shares.")
+        return prepared
+
+
+# Parameters that may differ between the processes of one fit: random_state is
+# process 0's on every process (broadcast), verbose only shapes process 0's output
+# and memory is not used in data-parallel training.
+_LOCAL_PARAMS = ("random_state", "verbose", "memory")
+
+
+def input_fingerprint(X, params):
+    """What the processes of a data-parallel fit must agree on: X's rows,
+    features and dtype, a hash of its values (as validated; a memory-mapped X by
+    its block-by-block scan) and the parameters (their reprs)."""
+    if hasattr(X, "digest"):  # out-of-core rows (_outofcore.MappedRows)
+        digest = X.digest()
+    else:
+        h = hashlib.blake2b(digest_size=16)
+        if sp.issparse(X):
+            for part in (X.data, X.indices, X.indptr):
+                h.update(np.ascontiguousarray(part).data)
+        else:
+            h.update(np.ascontiguousarray(X).data)
+        digest = h.hexdigest()
+    return {"rows": int(X.shape[0]), "features": int(X.shape[1]),
+            "dtype": str(X.dtype), "values": digest,
+            "parameters": {k: repr(v) for k, v in sorted(params.items())
+                           if k not in _LOCAL_PARAMS}}
+
+
+def input_differences(reports):
+    """What differs between process 0's fingerprint and the others' (phrases,
+    one per kind of difference), from :func:`input_fingerprint`'s reports."""
+    first, differences = reports[0], []
+    for key, what in (("rows", "rows"), ("features", "features"),
+                      ("dtype", "dtype")):
+        values = [r[key] for r in reports]
+        if any(v != values[0] for v in values):
+            differences.append(f"X's {what} differ ("
+                               + ", ".join(f"process {rank}: {v}"
+                                           for rank, v in enumerate(values)) + ")")
+    if not differences and any(r["values"] != first["values"] for r in reports):
+        others = [rank for rank, r in enumerate(reports)
+                  if r["values"] != first["values"]]
+        differences.append("X has the same shape but other values in process(es) "
+                           + ", ".join(map(str, others)) + " than in process 0")
+    names = sorted({name for r in reports for name in r["parameters"]})
+    for name in names:
+        values = [r["parameters"].get(name) for r in reports]
+        if any(v != values[0] for v in values):
+            differences.append(f"parameter {name} differs ("
+                               + ", ".join(f"process {rank}: {v}"
+                                           for rank, v in enumerate(values)) + ")")
+    return differences
 
 
 #: This process alone: every method is the identity or does nothing.

@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
 )
 
 from ._dask import blockwise, is_dask_array
+from ._distributed import replicas
 from ._data import feature_scaling
 from ._inference import (
     decode,
@@ -385,7 +386,9 @@ class VaDEClustering(
         # nothing on the estimator changes unless the block completes
         with unchanged_on_error(self):
             continuing = self.warm_start and hasattr(self, "_state")
-            prep = self._prepare(X, continuing)
+            # in data-parallel training every process checks that all agree
+            prep = replicas().agree_on_input(lambda: self._prepare(X, continuing),
+                                             self.get_params())
             memory = None if self.memory is None else check_memory(self.memory)
             # the same seeds on every process of data-parallel training
             rng = prep.replicas.broadcast_object(local_random_state(self.random_state))

@@ -26,6 +26,12 @@ def main():
     parser.add_argument("--memmap", type=Path, default=None)
     parser.add_argument("--quick", action="store_true",
                         help="5 + 5 epochs: for checks of agreement, not accuracy")
+    parser.add_argument("--misuse", default=None,
+                        choices=["shard", "features", "values", "n_clusters"],
+                        help="what the processes disagree on (the fit must stop in "
+                             "every process): each passes its own shard of the rows "
+                             "(X[rank::world_size]); process 1 drops a feature, "
+                             "changes one value, or asks for 9 clusters")
     args = parser.parse_args()
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
@@ -34,6 +40,17 @@ def main():
     else:
         X = load_digits().data / 16.0
     params = dict(PARAMS, pretrain_epochs=5, max_epochs=5) if args.quick else PARAMS
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    if args.misuse == "shard":
+        X = X[rank::world_size]
+    elif args.misuse and rank == 1:
+        X = np.array(X)
+        if args.misuse == "features":
+            X = X[:, 1:]
+        elif args.misuse == "values":
+            X[100, 30] = 1.0 - X[100, 30]
+        else:
+            params = dict(params, n_clusters=9)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = VaDEClustering(**params).fit(X)

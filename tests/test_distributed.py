@@ -12,11 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from sklearn.metrics import adjusted_rand_score
 
 from sklearn_vade import VaDEClustering
-from sklearn_vade._distributed import ALONE, Replicas, replicas
+from sklearn_vade._distributed import (
+    ALONE,
+    Replicas,
+    input_differences,
+    input_fingerprint,
+    replicas,
+)
+from sklearn_vade._outofcore import MappedRows
 from sklearn_vade._metrics import cluster_accuracy
 
 WORKER = Path(__file__).with_name("_distributed_fit.py")
@@ -128,6 +136,68 @@ def test_bad_input_stops_every_process_with_the_single_process_error(tmp_path, d
     message = "Input X contains NaN or infinity in rows"
     assert result.stderr.count(message) >= 2  # from both processes
     assert not list(tmp_path.glob("rank*.pkl"))
+
+
+def _torchrun_failing(tmp_path, *args):
+    """Run the worker under torchrun where it must fail: (returncode, stderr)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node=2", str(WORKER), str(tmp_path), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert not list(tmp_path.glob("rank*.pkl"))
+    return result.returncode, result.stderr
+
+
+@needs_distributed
+@pytest.mark.parametrize("misuse, what", [
+    ("shard", "X's rows differ (process 0: 899, process 1: 898)"),
+    ("features", "X's features differ (process 0: 64, process 1: 63)"),
+    ("values", "X has the same shape but other values in process(es) 1"),
+    ("n_clusters", "parameter n_clusters differs (process 0: 10, process 1: 9)"),
+])
+def test_processes_that_disagree_on_the_input_stop_with_one_clear_error(
+        tmp_path, misuse, what):
+    """Sharded rows, another feature count, other values of the same shape or other
+    parameters: every process raises the same ValueError naming the difference and
+    what to do, instead of a gloo abort or a hang."""
+    returncode, stderr = _torchrun_failing(tmp_path, "--quick", "--misuse", misuse)
+    assert returncode != 0
+    assert stderr.count(f"ValueError: Data-parallel fit stopped in every process") >= 2
+    assert stderr.count(what) >= 2, stderr[-3000:]
+    assert stderr.count("Sharded input, each process passing only its own rows, "
+                        "is not supported") >= 2
+    assert "Received data size" not in stderr and "Connection reset" not in stderr
+
+
+def test_agreeing_reports_show_no_difference():
+    X = np.arange(12.0).reshape(4, 3)
+    params = {"n_clusters": 2, "random_state": 0, "verbose": 0}
+    report = input_fingerprint(X, params)
+    # random_state and verbose may differ (process 0's seed is broadcast)
+    other = input_fingerprint(X.copy(), {**params, "random_state": 1, "verbose": 2})
+    assert input_differences([report, other]) == []
+    changed = X.copy()
+    changed[3, 2] += 1e-12
+    assert input_differences([report, input_fingerprint(changed, params)]) == [
+        "X has the same shape but other values in process(es) 1 than in process 0"]
+    assert input_differences([report, input_fingerprint(X.astype(np.float32),
+                                                        params)]) == [
+        "X's dtype differ (process 0: float64, process 1: float32)"]
+
+
+def test_sparse_and_mapped_inputs_are_fingerprinted_by_their_values(tmp_path):
+    X = np.eye(5)
+    dense = input_fingerprint(X, {})
+    sparse = input_fingerprint(sp.csr_matrix(X), {})
+    assert sparse["rows"] == dense["rows"] and sparse["features"] == 5
+    changed = sp.csr_matrix(X)
+    changed.data[2] = 2.0
+    assert input_fingerprint(changed, {})["values"] != sparse["values"]
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = input_fingerprint(MappedRows(np.load(path, mmap_mode="r")), {})
+    assert mapped["values"] == MappedRows(np.load(path, mmap_mode="r")).digest()
+    assert (mapped["rows"], mapped["features"]) == (5, 5)
 
 
 class _LocalPair(Replicas):
