@@ -8,7 +8,12 @@ as a user would, with only ``n_clusters`` set:
 - ``wisdm``: WISDM phone-accelerometer features (5,418 x 40, 6 activities),
   standardised with ``StandardScaler`` (Gaussian likelihood);
 - ``pendigits``: UCI pen-based digits (10,992 x 16, 10 classes), standardised;
-- ``digits``: scikit-learn's bundled digits, ``X / 16`` (Bernoulli).
+- ``digits``: scikit-learn's bundled digits, ``X / 16`` (Bernoulli);
+- long-tailed versions of the shared sets, drawn by :func:`long_tailed` (seeded,
+  the same rows on every machine): ``mnist-lt10``, ``mnist-lt50``, ``usps-lt10``
+  (pixels / 255, Bernoulli) and ``20news-lt10`` (as ``20news``); the number after
+  ``lt`` is the ratio of the largest class to the smallest. WISDM is long-tailed
+  as it is (shares 38/30/12/10/6/5%).
 
 For each data set and seed it fits ``VaDEClustering(n_clusters=K,
 random_state=seed)`` with its defaults, ``KMeans(n_clusters=K, n_init=10,
@@ -51,8 +56,50 @@ from sklearn_vade import VaDEClustering
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 METRICS = ("acc", "nmi", "ari", "fit_seconds")
 METHODS = ("VaDE", "KMeans", "GMM-diag")
+# The long-tailed sets: (source, ratio of the largest class to the smallest).
+LONG_TAILED = {"mnist-lt10": ("mnist", 10), "mnist-lt50": ("mnist", 50),
+               "usps-lt10": ("usps", 10), "20news-lt10": ("20news", 10)}
+# Seed of the draw of every long-tailed set (fixed: one data set, many fit seeds).
+LONG_TAILED_SEED = 0
+
+
+def long_tailed(y, ratio, seed=LONG_TAILED_SEED):
+    """Sorted row indices of a long-tailed subset of a labelled set.
+
+    The K classes, in a random order, get geometric sizes from ``n_max`` down to
+    ``n_max / ratio``: class number i (from 0) in that order keeps
+    ``round(n_max * ratio ** (-i / (K - 1)))`` of its rows, drawn at random without
+    replacement, where ``n_max`` is the size of the smallest class (so that every
+    class can supply any size). Labels only choose the rows of a benchmark set;
+    they never reach a fit.
+    """
+    rng = np.random.RandomState(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    order = rng.permutation(len(classes))
+    n_max = counts.min()
+    rows = []
+    for rank, c in enumerate(classes[order]):
+        size = int(round(n_max * ratio ** (-rank / (len(classes) - 1))))
+        rows.append(rng.choice(np.flatnonzero(y == c), size, replace=False))
+    return np.sort(np.concatenate(rows))
+
+
 def load(name, data_dir):
     """(X as a user would feed it, y, K, description)."""
+    if name in LONG_TAILED:
+        source, ratio = LONG_TAILED[name]
+        if source == "20news":
+            X, y, K, how = load(source, data_dir)
+        else:
+            with np.load(Path(data_dir) / f"{source}.npz", allow_pickle=False) as data:
+                X, y = data["X"], data["y"]
+            K, how = int(np.unique(y).size), "pixels / 255 (float32)"
+        rows = long_tailed(y, ratio)
+        X = X[rows]
+        if not sp.issparse(X):
+            X = (X / np.float32(255)).astype(np.float32)
+        return (X, y[rows], K,
+                f"{how}; long_tailed(y, {ratio}) rows (seed {LONG_TAILED_SEED})")
     if name == "digits":
         X, y = load_digits(return_X_y=True)
         return X / 16.0, y, 10, "load_digits().data / 16"
@@ -132,7 +179,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+",
                         default=["wisdm", "pendigits", "digits", "20news"],
-                        choices=["20news", "wisdm", "pendigits", "digits"])
+                        choices=["20news", "wisdm", "pendigits", "digits",
+                                 *LONG_TAILED])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
@@ -177,7 +225,7 @@ def main(argv=None):
 
 
 def write_results(out, env, records):
-    order = ["20news", "wisdm", "pendigits", "digits"]
+    order = ["20news", "wisdm", "pendigits", "digits", *LONG_TAILED]
     records = sorted(records, key=lambda r: (order.index(r["dataset"]),
                                              METHODS.index(r["method"]), r["seed"]))
     out.mkdir(parents=True, exist_ok=True)

@@ -122,8 +122,8 @@ class Replicas:
         they found (an error, or X's rows, features, dtype and a hash of its
         values, and the parameters): a process whose validation failed raises
         its own error, the others a ``ValueError`` that quotes it; on a
-        difference every process raises the same ``ValueError`` naming it. Alone, ``prepare()``
-        runs as it is."""
+        difference every process raises the same ``ValueError`` naming it.
+        Alone, ``prepare()`` runs as it is."""
         if self.alone:
             return prepare()
         error, prepared, report = None, None, None

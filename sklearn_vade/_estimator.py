@@ -22,8 +22,8 @@ from sklearn.utils.validation import (
 )
 
 from ._dask import blockwise, is_dask_array
-from ._distributed import replicas
 from ._data import feature_scaling
+from ._distributed import replicas
 from ._inference import (
     decode,
     evaluate_fitted,

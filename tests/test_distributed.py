@@ -24,8 +24,8 @@ from sklearn_vade._distributed import (
     input_fingerprint,
     replicas,
 )
-from sklearn_vade._outofcore import MappedRows
 from sklearn_vade._metrics import cluster_accuracy
+from sklearn_vade._outofcore import MappedRows
 
 WORKER = Path(__file__).with_name("_distributed_fit.py")
 
@@ -162,7 +162,7 @@ def test_processes_that_disagree_on_the_input_stop_with_one_clear_error(
     what to do, instead of a gloo abort or a hang."""
     returncode, stderr = _torchrun_failing(tmp_path, "--quick", "--misuse", misuse)
     assert returncode != 0
-    assert stderr.count(f"ValueError: Data-parallel fit stopped in every process") >= 2
+    assert stderr.count("ValueError: Data-parallel fit stopped in every process") >= 2
     assert stderr.count(what) >= 2, stderr[-3000:]
     assert stderr.count("Sharded input, each process passing only its own rows, "
                         "is not supported") >= 2
