@@ -76,6 +76,10 @@ VARIANTS = {
     # letting the joint phase move it (paper)
     "umap-anchor-warm": dict(init_params="umap", **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 3e-4}),
+    # the default without trading small manifold clusters for splits (the default
+    # until the fourth session of 2026-12-01)
+    "umap-nosplit-anchor-hot": dict(init_params="umap", min_cluster_share=0.0, **{
+        **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     # the warm-up at least 25 epochs (MNIST's is 10: 2,740 steps but 10 passes,
     # against 28 on USPS)
     "umap-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25, **{
@@ -89,14 +93,11 @@ VARIANTS = {
     "umapll-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25,
                                    restart_choice="likelihood", **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
-    # the default since 2026-12-07: umap-anchor-hot-long, whose start now corrects
-    # the mixture in the embedding by the swaps the neighbourhood graph and the
-    # codes' likelihood agree on (_init.swap_by_connectivity) instead of rules on
-    # cluster sizes; every "umap" variant runs that start since then. The records
-    # of umaptrade-anchor-hot-long (the default before: small clusters dissolved,
-    # or traded when the likelihood said so) and umap-nosplit-anchor-hot came
-    # from the code of ee0b050 and earlier (git history).
-    "umapswap-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25, **{
+    # the default as of 2026-12-01 (late): umap-anchor-hot-long whose start also
+    # trades clusters under half an equal share when the codes' likelihood says so
+    # (_init.trade_if_more_likely); the other variants ran without that trade
+    "umaptrade-anchor-hot-long": dict(init_params="umap", min_warmup_epochs=25,
+                                      trade_share=0.5, **{
         **PAPER_REGIME, "warmup_epochs": "steps", "warmup_learning_rate": 1e-3}),
     "gmm-anchor-paper": dict(init_params="gmm", **{**PAPER_REGIME,
                                                    "warmup_epochs": "steps"}),
@@ -173,8 +174,10 @@ def gamma_labels(net, X_train, batch_size):
 def run(name, seed, variant, cache_dir, precision="float32"):
     X, y, K = load(name)
     overrides = dict(VARIANTS[variant])
+    min_share = overrides.pop("min_cluster_share", _init.MIN_CLUSTER_SHARE)
     n_neighbors = overrides.pop("umap_n_neighbors", _init.UMAP_N_NEIGHBORS)
     choice = overrides.pop("restart_choice", _init.RESTART_CHOICE)
+    trade_share = overrides.pop("trade_share", 0.0)  # see umaptrade-anchor-hot-long
     estimator = sklearn_vade.VaDEClustering(n_clusters=K, random_state=seed,
                                             precision=precision)
     estimator._validate_params()
@@ -191,21 +194,24 @@ def run(name, seed, variant, cache_dir, precision="float32"):
         overrides["warmup_epochs"] = max(min_warmup, -(-WARMUP_STEPS // steps))
     max_epochs += overrides.get("warmup_epochs", 0)
     config = config._replace(**overrides)
-    # "-swap": starts of the code since 2026-12-07 (swap_by_connectivity), apart
-    # from caches made by earlier code
-    start_tag = "-swap" if config.init_params == "umap" else ""
+    start_tag = "-nosplit" if min_share == 0 and config.init_params == "umap" else ""
     if n_neighbors != _init.UMAP_N_NEIGHBORS:
         start_tag += f"-nn{n_neighbors}"
     if choice != _init.RESTART_CHOICE:
         start_tag += f"-{choice}"
-    saved_neighbors, saved_choice = _init.UMAP_N_NEIGHBORS, _init.RESTART_CHOICE
-    _init.UMAP_N_NEIGHBORS, _init.RESTART_CHOICE = n_neighbors, choice
+    if trade_share and config.init_params == "umap":
+        start_tag += f"-trade{trade_share}"
+    saved_share, saved_neighbors = _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS
+    saved_choice, saved_trade = _init.RESTART_CHOICE, _init.TRADE_SHARE
+    _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS = min_share, n_neighbors
+    _init.RESTART_CHOICE, _init.TRADE_SHARE = choice, trade_share
     try:
         net, generator, rng, start, init_seconds = initialised(
             net, generator, rng, prep.X_train, config,
             cache_dir / f"{name}-{seed}{tag}-{config.init_params}{start_tag}-start.pt")
     finally:
-        _init.UMAP_N_NEIGHBORS, _init.RESTART_CHOICE = saved_neighbors, saved_choice
+        _init.MIN_CLUSTER_SHARE, _init.UMAP_N_NEIGHBORS = saved_share, saved_neighbors
+        _init.RESTART_CHOICE, _init.TRADE_SHARE = saved_choice, saved_trade
     prior_labels = gamma_labels(net, prep.X_train, config.batch_size)
     t0 = time.perf_counter()
     with warnings.catch_warnings():

@@ -1,20 +1,19 @@
 """The "Should I use VaDE?" table, from the committed results.
 
 Reads ``results/ablation.json`` (the records of the default recipe,
-``CURRENT_VARIANT``; for data sets not yet rerun with it, those of the earlier
-default, ``DEFAULT_VARIANT``, or of the same fit under an earlier name:
-``NO_TRADE``, ``SAME_FIT``, marked with an asterisk) and
-``results/baselines.json`` (k-means on the same data and seeds, and the
-one-cluster floor), and writes ``results/summary.rst``: per data set, VaDE's
-median accuracy over the seeds measured, k-means' median on the same seeds, on
-how many of those seeds VaDE scored higher, the accuracy of one cluster for all
-(the largest class's share), the most components VaDE left empty at the end,
-and the median fit times. VaDE's time is the sum of its three phases as the ablation
-timed them (pretraining, start, joint phase; seeds whose cached start has no
-recorded time are left out of the median); it leaves out the validation and the
-final evaluation pass, seconds on these sizes. The README quotes this table and
-docs/benchmarks.rst includes the file; ``tests/test_docs.py`` checks that the
-README's copy is the table this script writes (``--readme`` updates that copy).
+``DEFAULT_VARIANT``, or of the same fit under an earlier name: ``NO_TRADE``,
+``SAME_FIT``) and ``results/baselines.json`` (k-means on the same data and
+seeds, and the one-cluster floor), and writes ``results/summary.rst``: per
+data set, VaDE's median accuracy over the seeds measured, k-means' median on
+the same seeds, on how many of those seeds VaDE scored higher, the accuracy of
+one cluster for all (the largest class's share), the most components VaDE left
+empty at the end, and the median fit times. VaDE's time is the sum of its three
+phases as the ablation timed them (pretraining, start, joint phase; seeds whose
+cached start has no recorded time are left out of the median); it leaves out
+the validation and the final evaluation pass, seconds on these sizes. The README
+quotes this table and docs/benchmarks.rst includes the file;
+``tests/test_docs.py`` checks that the README's copy is the table this script
+writes (``--readme`` updates that copy).
 
     python benchmarks/summary.py --readme
 """
@@ -34,12 +33,6 @@ README_MARKERS = (".. should-i-use-start\n", ".. should-i-use-end\n")
 # (10 epochs, not 25): where 1,000 steps already take 25 epochs or more, the two
 # are the same fit, and the summary reads the earlier default's records.
 DEFAULT_VARIANT = "umaptrade-anchor-hot-long"
-# The default since 2026-12-07, whose start swaps clusters by the neighbourhood
-# graph and the codes' likelihood (_init.swap_by_connectivity) instead of the
-# rules on cluster sizes. A data set with records of it is summarised from those
-# alone; the others from the earlier default's, marked EARLIER_MARK in the table.
-CURRENT_VARIANT = "umapswap-anchor-hot-long"
-EARLIER_MARK = " *"
 # The earlier default, whose start did not trade clusters under half an equal
 # share (_init.trade_if_more_likely), and the data sets whose starts have no such
 # cluster on any seed recorded (the smallest holds 0.88 of an equal share or more
@@ -93,19 +86,11 @@ def rows(ablation, baselines):
                  if r["variant"] == earlier and r["dataset"] in untraded})
     vade.update({(r["dataset"], r["seed"]): r for r in ablation
                  if r["variant"] == DEFAULT_VARIANT})
-    current = {(r["dataset"], r["seed"]): r for r in ablation
-               if r["variant"] == CURRENT_VARIANT}
     kmeans = {(r["dataset"], r["seed"]): r for r in baselines
               if r["method"] == "KMeans"}
     floor = {r["dataset"]: r["acc"] for r in baselines if r["method"] == "one-cluster"}
     table = []
     for name, label in DATASETS.items():
-        if any(d == name for d, _ in current):
-            vade.update({key: r for key, r in current.items() if key[0] == name})
-            vade = {key: r for key, r in vade.items()
-                    if key[0] != name or key in current}
-        else:
-            label += EARLIER_MARK
         seeds = sorted(s for (d, s) in vade if d == name and (d, s) in kmeans)
         if not seeds:
             continue

@@ -8,15 +8,11 @@ Two starts, chosen by ``VaDEClustering(init_params=...)``:
   2020): the standardised codes are embedded with UMAP (``n_components`` = the number
   of clusters, ``min_dist`` 0), a full-covariance Gaussian mixture is fitted in that
   embedding several times, and the restart that agrees best with the others
-  (highest mean adjusted Rand index) is kept; then, while the embedding's
-  neighbourhood graph ties two clusters together more tightly than the two halves
-  of some other cluster hold to each other, the two are merged and that cluster
-  split, when the codes are also more likely after it (see
-  :func:`swap_by_connectivity`: no cluster size enters). The prior is then set to
+  (highest mean adjusted Rand index) is kept; a cluster far below an equal share
+  of the samples is traded for a split of the widest one. The prior is then set to
   the moments of each cluster's codes. Below ``MANIFOLD_MIN_SAMPLES`` samples the
-  embedding has too few neighbours to be meaningful and the ``"gmm"`` start is
-  used instead; above ``MANIFOLD_MAX_SAMPLES`` it runs on a random sample of the
-  codes.
+  embedding has too few neighbours to be meaningful and the ``"gmm"`` start is used
+  instead; above ``MANIFOLD_MAX_SAMPLES`` it runs on a random sample of the codes.
 
 Every function here works on numpy arrays and takes its randomness from a numpy
 ``RandomState``; none of them sees labels.
@@ -26,12 +22,10 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
-from sklearn.neighbors import NearestNeighbors
 
 from . import _elbo
 from ._distributed import ALONE
@@ -56,23 +50,20 @@ REG_COVAR = 1e-4
 # Which restart of the mixture in the embedding the manifold start keeps: the most
 # consensual ("consensus") or the most likely ("likelihood"); see consensus_labels.
 RESTART_CHOICE = "consensus"
-# The swaps of the manifold start (swap_by_connectivity): the neighbourhood graph
-# of the embedding links each point to its SWAP_NEIGHBORS nearest neighbours (a
-# group of fewer points cannot be held together by its own links alone: the
-# graph does not isolate the small islands UMAP leaves, of 20-60 of WISDM's
-# activity windows), and a swap is made when the merged pair is at least
-# SWAP_MARGIN times as tightly linked as the split cluster's halves and the codes
-# are more likely after it. The graph alone is not enough: UMAP leaves a class in
-# pieces without links between them (Pendigits: a class's 160 rows apart from
-# its 909 others), while two classes can touch; the likelihood alone would take
-# weak swaps (the digits: a pair tied 1.5 times as tightly, accuracy 0.875 ->
-# 0.802; benchmarks/README.md). They replaced, on
-# 2026-12-07, rules on cluster sizes: clusters under a tenth of an equal share
-# were dissolved, those under half of one traded when the likelihood said so;
-# on long-tailed data they cut large classes and merged small ones
-# (benchmarks/README.md, "Long-tailed data").
-SWAP_NEIGHBORS = 60
-SWAP_MARGIN = 2.0
+# A manifold cluster holding fewer than this fraction of an equal share (n / K) of
+# the samples is dissolved and the widest cluster split in its place. The joint
+# phase empties such components anyway (20 Newsgroups: clusters of 6-74 posts
+# against 942 on average, emptied within the first joint epochs), and the data it
+# takes them from are better spent on a cluster that merges two groups.
+MIN_CLUSTER_SHARE = 0.1
+# A manifold cluster below this fraction of an equal share is traded the same
+# way only when the codes are more likely under the traded partition's Gaussians
+# (see trade_if_more_likely). On scikit-learn's digits the embedding's mixture
+# gave 27 of the 182 "1"s a component of their own while merging 3 and 9 (4
+# seeds of 5): the likelihood took the trade on 3 of them; on WISDM it refused
+# every candidate, where forcing the trades lowered the start by up to 0.07
+# (benchmarks/README.md).
+TRADE_SHARE = 0.5
 
 
 class Partition(NamedTuple):
@@ -131,9 +122,7 @@ def gmm_partition(codes, n_clusters, rng):
 
 def manifold_partition(codes, n_clusters, rng):
     """UMAP of the standardised codes, then the most consensual of GMM_N_INIT
-    full-covariance mixtures in the embedding, corrected by the embedding's
-    neighbourhood graph (:func:`swap_by_connectivity`); the prior from the
-    clusters' codes.
+    full-covariance mixtures in the embedding; the prior from the clusters' codes.
 
     Beyond MANIFOLD_MAX_SAMPLES codes, the partition of a random sample of them
     is extended to all by the Gaussians of its clusters' codes."""
@@ -145,7 +134,10 @@ def manifold_partition(codes, n_clusters, rng):
         return Partition(labels, weights, means, variances, "umap")
     embedding = umap_embedding(codes, n_clusters, draw_seed(rng))
     labels = consensus_labels(embedding, n_clusters, rng)
-    labels = swap_by_connectivity(embedding, codes, labels, n_clusters, rng)
+    labels = split_instead_of_small(embedding, labels, n_clusters, rng,
+                                    MIN_CLUSTER_SHARE)
+    labels = trade_if_more_likely(embedding, codes, labels, n_clusters, rng,
+                                  TRADE_SHARE)
     weights, means, variances = cluster_moments(codes, labels, n_clusters)
     return Partition(labels, weights, means, variances, "umap")
 
@@ -210,86 +202,99 @@ def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT):
     return runs[int(np.argmax(agreement))]
 
 
-def swap_by_connectivity(points, codes, labels, n_clusters, rng,
-                         n_neighbors=SWAP_NEIGHBORS, margin=SWAP_MARGIN):
-    """Merge the two clusters the neighbourhood graph ties most tightly together and
-    split the one whose halves it ties most loosely, while it says so.
+def split_instead_of_small(points, labels, n_clusters, rng,
+                           min_share=MIN_CLUSTER_SHARE):
+    """Replace clusters smaller than ``min_share * n / K`` samples by halves of
+    wide clusters.
 
-    A mixture with K components in the embedding cuts a large class into pieces
-    and merges small classes to make its clusters of comparable size; a
-    neighbourhood graph tells the two apart without any assumption on sizes. The
-    graph links each point of ``points`` (the embedding) to its ``n_neighbors``
-    nearest ones (symmetrised); the tie between two groups of points is the
-    number of links between them over the geometric mean of their links in all
-    (their volumes). Each round, the most tied pair of clusters is compared
-    with the least tied halves of another cluster (each cluster split in two by
-    2-means, as bisecting k-means splits): when the pair is at least ``margin``
-    times as tightly tied as those halves and the codes are more likely after
-    the swap (:func:`classification_log_likelihood`, the Gaussians the prior
-    starts from), the pair is merged and the cluster split (K stays K). At
-    most K rounds; the first swap refused ends them. A partition whose clusters
-    are each held together more tightly than any two of them are tied is
-    returned unchanged.
+    The smallest such cluster is dissolved: each of its points joins the nearest
+    centroid among the clusters that are not small. Then the widest of those (the
+    largest sum of squared distances to its centroid) is split in two by 2-means,
+    as bisecting k-means splits, and one half takes the freed label; a split that
+    would leave a half below the floor (e.g. one that cuts off the dissolved
+    points again, when they lie apart) is not made, and the next widest is
+    tried. At most K times. Partitions without small clusters are returned
+    unchanged, without drawing a random number.
     """
     labels = np.array(labels, copy=True)
-    n = len(labels)
-    if n_clusters < 3 or n < 4:
-        return labels
-    nearest = NearestNeighbors(n_neighbors=min(n_neighbors, n - 1)).fit(points)
-    graph = nearest.kneighbors_graph(points, mode="connectivity")
-    graph = (graph + graph.T).tocsr()
-    degree = np.asarray(graph.sum(axis=1)).ravel()
-    likelihood = classification_log_likelihood(codes, labels, n_clusters)
-    halves = {}  # cluster -> (tie of its halves, rows of its second half)
+    floor = min_share * len(labels) / n_clusters
     for _ in range(n_clusters):
-        links = _links_between(graph, labels, n_clusters)
-        volume = links.sum(axis=1)
-        tie = links / np.sqrt(np.maximum(np.outer(volume, volume), 1e-300))
-        np.fill_diagonal(tie, -np.inf)
-        merged, joined = np.unravel_index(np.argmax(tie), tie.shape)
-        for c in range(n_clusters):
-            if c not in halves:
-                halves[c] = _halves(points, graph, degree, np.flatnonzero(labels == c),
-                                    rng, min(n_neighbors, n - 1))
-        candidates = [c for c in range(n_clusters) if c not in (merged, joined)]
-        split = min(candidates, key=lambda c: halves[c][0])
-        split_tie, half = halves[split]
-        if split_tie >= tie[merged, joined]:
+        counts = np.bincount(labels, minlength=n_clusters)
+        small = np.flatnonzero(counts < floor)
+        kept = np.flatnonzero(counts >= floor)
+        if len(small) == 0 or len(kept) == 0:
             break
-        swapped = labels.copy()
-        swapped[labels == joined] = merged
-        swapped[half] = joined
-        swapped_likelihood = classification_log_likelihood(codes, swapped, n_clusters)
-        if (tie[merged, joined] < margin * split_tie
-                or swapped_likelihood <= likelihood):
+        labels, split = trade(points, labels, small[np.argmin(counts[small])], kept,
+                              rng, floor)
+        if not split:  # no cluster splits into two halves above the floor
             break
-        labels, likelihood = swapped, swapped_likelihood
-        for c in (merged, joined, split):
-            halves.pop(c, None)
     return labels
 
 
-def _links_between(graph, labels, n_clusters):
-    """(K, K) numbers of the graph's links between (and within) the clusters."""
-    one_hot = sp.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)),
-                            shape=(len(labels), n_clusters))
-    return (one_hot.T @ graph @ one_hot).toarray()
+def trade(points, labels, freed, kept, rng, floor):
+    """``labels`` with cluster ``freed`` dissolved into the nearest of the
+    (occupied) clusters ``kept`` and the widest of those split in two by 2-means
+    (one half takes label ``freed``); returns the labels and whether a split was
+    made (none is when no split leaves both halves at least ``floor`` samples:
+    then ``freed`` is left empty). See :func:`split_instead_of_small`."""
+    labels = np.array(labels, copy=True)
+    centroids = np.stack([points[labels == c].mean(axis=0) for c in kept])
+    members = np.flatnonzero(labels == freed)
+    if len(members):
+        distance = ((points[members, None, :] - centroids[None]) ** 2).sum(-1)
+        labels[members] = kept[np.argmin(distance, axis=1)]
+    spread = [((points[labels == c] - points[labels == c].mean(axis=0)) ** 2).sum()
+              for c in kept]
+    for c in kept[np.argsort(spread, kind="stable")[::-1]]:
+        rows = np.flatnonzero(labels == c)
+        halves = KMeans(n_clusters=2, n_init=3,
+                        random_state=draw_seed(rng)).fit_predict(points[rows])
+        if min(np.bincount(halves, minlength=2)) >= floor:
+            labels[rows[halves == 1]] = freed
+            return labels, True
+    return labels, False
 
 
-def _halves(points, graph, degree, rows, rng, min_size):
-    """The 2-means split of the points ``rows``: (the tie of its halves, the rows
-    of the second half); (inf, none) when a half would hold fewer than
-    ``min_size`` points (a group the graph cannot hold apart, see
-    :func:`swap_by_connectivity`)."""
-    if len(rows) < 2 * min_size:
-        return np.inf, rows[:0]
-    side = KMeans(n_clusters=2, n_init=3,
-                  random_state=draw_seed(rng)).fit_predict(points[rows])
-    first, second = rows[side == 0], rows[side == 1]
-    if min(len(first), len(second)) < min_size:
-        return np.inf, rows[:0]
-    between = graph[first][:, second].sum()
-    return between / np.sqrt(degree[first].sum() * degree[second].sum()), second
+def trade_if_more_likely(points, codes, labels, n_clusters, rng,
+                         candidate_share=TRADE_SHARE):
+    """Trade clusters below ``candidate_share * n / K`` samples for splits of wide
+    ones (as :func:`split_instead_of_small` does), keeping a trade only when the
+    codes are more likely under the traded partition's mixture.
+
+    A manifold clustering sometimes spends a component on a small, tight group
+    (a style of one class) while merging two classes that overlap in the
+    embedding; other times a small cluster is a class of its own. The prior the
+    joint phase starts from decides: a trade is kept when it raises the
+    classification log-likelihood of the codes, ``mean_i log w_c(i) N(code_i |
+    mean_c(i), diag var_c(i))`` with the clusters' moments (the Gaussians the
+    prior is set to), both partitions having K components. Each cluster below
+    the candidate floor is tried once, smallest first; both halves of a split
+    must reach that floor (else the split would often cut the small group off
+    again). Without such clusters nothing changes and no random number is
+    drawn.
+    """
+    labels = np.array(labels, copy=True)
+    floor = candidate_share * len(labels) / n_clusters
+    tried = set()
+    likelihood = classification_log_likelihood(codes, labels, n_clusters)
+    for _ in range(n_clusters):
+        counts = np.bincount(labels, minlength=n_clusters)
+        candidates = [c for c in np.argsort(counts, kind="stable")
+                      if counts[c] < floor and c not in tried]
+        if not candidates:
+            break
+        freed = candidates[0]
+        tried.add(freed)
+        kept = np.flatnonzero((counts > 0) & (np.arange(n_clusters) != freed))
+        if len(kept) == 0:
+            break
+        traded, split = trade(points, labels, freed, kept, rng, floor)
+        if not split:
+            continue
+        traded_likelihood = classification_log_likelihood(codes, traded, n_clusters)
+        if traded_likelihood > likelihood:
+            labels, likelihood = traded, traded_likelihood
+    return labels
 
 
 def classification_log_likelihood(codes, labels, n_clusters):

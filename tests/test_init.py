@@ -18,7 +18,8 @@ from sklearn_vade._init import (
     consensus_labels,
     initial_partition,
     most_probable_component,
-    swap_by_connectivity,
+    split_instead_of_small,
+    trade_if_more_likely,
 )
 
 
@@ -108,83 +109,43 @@ def test_restart_choice_keeps_the_most_likely_or_the_most_consensual(
     np.testing.assert_array_equal(labels, partitions[kept])
 
 
-def _long_tailed_blobs():
-    """Two large blobs (600 points each) and two small ones (80 each), well apart."""
-    return make_blobs(n_samples=[600, 600, 80, 80],
-                      centers=[[0, 0], [20, 0], [0, 20], [20, 20]], cluster_std=1.0,
-                      random_state=0)
-
-
-def test_a_cut_large_class_and_merged_small_classes_are_swapped(rng):
-    """The mistake of an equal-size start on long-tailed data: a large blob cut in
-    two, the two small blobs merged into one cluster. The halves of the large blob
-    are tied by many links, the two small blobs by none: the halves are merged and
-    the small blobs split apart, recovering the blobs."""
-    points, truth = _long_tailed_blobs()
-    labels = truth.copy()
-    first = np.flatnonzero(truth == 0)
-    labels[first[points[first, 0] > 0]] = 3  # the large blob cut at x = 0
-    labels[truth == 3] = 2  # the small blobs merged
-    result = swap_by_connectivity(points, points, labels, 4, rng)
+def test_a_small_cluster_is_traded_for_a_split_of_the_widest(rng):
+    """Three equal blobs, labelled as two clusters (one merging two blobs) plus a
+    handful of outliers: the outliers join their nearest cluster and the merged
+    pair is split, recovering the blobs."""
+    points, truth = make_blobs(n_samples=600, centers=[[0, 0], [10, 0], [0, 10]],
+                               cluster_std=0.5, random_state=0)
+    labels = np.where(truth == 2, 1, 0)
+    tiny = np.flatnonzero(truth == 0)[:5]  # 5 < 0.1 * 600 / 3
+    labels[tiny] = 2
+    result = split_instead_of_small(points, labels, 3, rng)
     assert adjusted_rand_score(truth, result) == 1.0
+    assert np.bincount(result).min() == 200
 
 
-def test_a_rare_class_of_its_own_is_kept(rng):
-    """A partition whose clusters are the blobs, however unequal in size (80
-    against 600), is left as it is: no two clusters are tied more tightly than
-    the halves of any cluster."""
-    points, truth = _long_tailed_blobs()
-    np.testing.assert_array_equal(swap_by_connectivity(points, points, truth, 4, rng),
-                                  truth)
+def test_a_small_island_is_absorbed_not_split_off_again(rng):
+    """Outliers lying apart, labelled as their own tiny cluster, join a cluster;
+    the split that would cut them off again is refused, and the two blobs merged
+    into one cluster are split instead."""
+    points, truth = make_blobs(n_samples=600, centers=[[0, 0], [10, 0], [0, 10]],
+                               cluster_std=0.5, random_state=0)
+    island = np.random.RandomState(1).normal([60, 60], 0.3, size=(8, 2))
+    points = np.vstack([points, island])
+    labels = np.r_[np.where(truth == 2, 1, 0), np.full(8, 2)]
+    result = split_instead_of_small(points, labels, 3, rng)
+    assert np.bincount(result).min() >= 0.1 * len(points) / 3
+    assert adjusted_rand_score(truth, result[:600]) == 1.0
 
 
-@pytest.mark.parametrize("n_neighbors", [10, 60])
-def test_no_split_leaves_a_half_smaller_than_the_neighbourhood(rng, n_neighbors):
-    """25 points apart from two blobs of 600: whatever the graph ties, every
-    cluster a swap creates holds at least n_neighbors points (2-means halves
-    that cut off a handful of outliers are not candidates: a group of fewer points
-    than the neighbourhood cannot hold together on its own links)."""
-    points, _ = make_blobs(n_samples=[600, 600, 25], centers=[[0, 0], [20, 0], [0, 20]],
-                           cluster_std=1.0, random_state=1)
-    labels = np.repeat([0, 1, 2], [600, 600, 25])
-    result = swap_by_connectivity(points, points, labels, 3, rng,
-                                  n_neighbors=n_neighbors)
-    given = [set(np.flatnonzero(labels == c)) for c in range(3)]
-    for c in range(3):
-        rows = set(np.flatnonzero(result == c))
-        assert rows in given or len(rows) >= n_neighbors
-
-
-@pytest.mark.parametrize("apart_in_codes", [True, False])
-def test_a_swap_the_graph_favours_is_made_only_if_the_codes_are_more_likely(
-        apart_in_codes):
-    """The swap above, with codes that are the points themselves, or in which the
-    two small blobs lie on each other (the embedding tells them apart, the codes
-    do not): made exactly when the codes are more likely after it."""
-    points, truth = _long_tailed_blobs()
-    labels = truth.copy()
-    first = np.flatnonzero(truth == 0)
-    labels[first[points[first, 0] > 0]] = 3
-    labels[truth == 3] = 2
-    codes = points.copy()
-    if not apart_in_codes:
-        codes[truth == 3] -= [20, 0]  # onto the other small blob
-    swapped = labels.copy()  # the swap: the halves merged, the small blobs apart
-    swapped[labels == 3] = 0
-    swapped[truth == 3] = 3
-    more_likely = (classification_log_likelihood(codes, swapped, 4)
-                   > classification_log_likelihood(codes, labels, 4))
-    assert more_likely == apart_in_codes  # the two cases this test is about
-    result = swap_by_connectivity(points, codes, labels, 4, np.random.RandomState(0))
-    expected = swapped if more_likely else labels
-    assert adjusted_rand_score(result, expected) == 1.0
-
-
-def test_no_swap_below_three_clusters(rng):
-    points, truth = make_blobs(n_samples=100, centers=2, random_state=0)
+def test_partitions_without_small_clusters_are_left_alone(rng):
+    points, truth = make_blobs(n_samples=300, centers=3, random_state=1)
+    unbalanced = truth.copy()
+    unbalanced[np.flatnonzero(truth == 0)[:80]] = 1  # 20 left: twice the floor of 10
     state = rng.get_state()
-    np.testing.assert_array_equal(swap_by_connectivity(points, points, truth, 2, rng),
-                                  truth)
+    np.testing.assert_array_equal(split_instead_of_small(points, unbalanced, 3, rng),
+                                  unbalanced)
+    # no random number drawn: fits without small clusters are unchanged
+    assert rng.get_state()[2] == state[2]
     np.testing.assert_array_equal(rng.get_state()[1], state[1])
 
 
@@ -197,6 +158,49 @@ def test_classification_log_likelihood_is_the_clusters_gaussians_at_their_codes(
                                           + (x - means[c]) ** 2 / variances[c])
         for x, c in zip(codes, labels)])
     assert classification_log_likelihood(codes, labels, 2) == pytest.approx(expected)
+
+
+def test_a_style_group_is_traded_when_two_classes_are_merged(rng):
+    """Two blobs merged into one cluster while a third blob is cut in two, one
+    piece under half an equal share: the codes are more likely once the piece
+    rejoins its blob and the merged pair is split, so the trade is kept."""
+    points, truth = make_blobs(n_samples=600, centers=[[0, 0], [8, 0], [0, 8]],
+                               cluster_std=1.0, random_state=0)
+    labels = np.where(truth == 2, 1, 0)
+    third = np.flatnonzero(truth == 0)
+    piece = third[np.argsort(points[third, 0])[:40]]  # its left edge: 40 < 100
+    labels[piece] = 2
+    result = trade_if_more_likely(points, points, labels, 3, rng, 0.5)
+    assert adjusted_rand_score(truth, result) > 0.98
+    assert (classification_log_likelihood(points, result, 3)
+            > classification_log_likelihood(points, labels, 3))
+
+
+def test_a_rare_class_is_not_traded(rng):
+    """A small cluster that is a class of its own beside a large one: the trade
+    (it joins that class, the other large class is split in two) is possible
+    but makes the codes less likely, so the partition is kept as it is."""
+    points, truth = make_blobs(n_samples=[300, 300, 90],
+                               centers=[[0, 0], [20, 0], [0, 7]], cluster_std=1.0,
+                               random_state=0)
+    floor = 0.5 * len(points) / 3
+    traded, split = _init.trade(points, truth, 2, np.array([0, 1]),
+                                np.random.RandomState(0), floor)
+    assert split  # the trade exists: only the likelihood refuses it
+    assert (classification_log_likelihood(points, traded, 3)
+            < classification_log_likelihood(points, truth, 3))
+    result = trade_if_more_likely(points, points, truth, 3, rng, 0.5)
+    np.testing.assert_array_equal(result, truth)
+
+
+def test_no_trade_is_tried_without_a_cluster_under_the_candidate_floor(rng):
+    points, truth = make_blobs(n_samples=[200, 200, 110],
+                               centers=[[0, 0], [8, 0], [0, 8]], random_state=1)
+    state = rng.get_state()
+    np.testing.assert_array_equal(trade_if_more_likely(points, points, truth, 3, rng,
+                                                       0.5), truth)
+    assert rng.get_state()[2] == state[2]
+    np.testing.assert_array_equal(rng.get_state()[1], state[1])
 
 
 def test_consensus_recovers_separated_blobs(rng):
