@@ -15,9 +15,14 @@ from sklearn.datasets import load_digits
 
 from sklearn_vade import VaDEClustering
 
-# The configuration that test_distributed.py also fits in a single process.
+# The configuration that test_distributed.py also fits in a single process. The
+# paper's start ("gmm"): UMAP's start amplifies the last digits in which the codes
+# of one and two processes differ (at ee0b050 on an AVX-512 machine: other starts,
+# final partitions at an adjusted Rand index of 0.80, accuracies 0.78 and 0.85),
+# and the comparison is of the data-parallel training, not of that sensitivity.
 PARAMS = dict(n_clusters=10, hidden_layer_sizes=(128,), latent_dim=10,
-              pretrain_epochs=20, max_epochs=20, batch_size=128, random_state=0)
+              pretrain_epochs=20, max_epochs=20, batch_size=128, random_state=0,
+              init_params="gmm")
 
 
 def main():
