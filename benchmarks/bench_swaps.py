@@ -15,7 +15,11 @@ For each data set and seed, the codes of the autoencoder that ``bench_ablation.p
 pretrained and cached are embedded and clustered exactly as the fit's start does
 (the fit's random state after pretraining; UMAP's threads as the fit's), and
 recorded: the accuracy of the consensus partition (``raw``), of the default
-start (``default``: the size rules), of the swaps with their gate (``swapped``),
+start (``default``: the size rules), of the likelihood-checked trade alone
+(``traded``: clusters under half an equal share traded for a split of the widest
+when the codes are more likely, none dissolved unconditionally), of that trade
+with the graph's check (``checked``, :func:`graph_checked_trades`), of the swaps
+with their gate (``swapped``),
 and every swap the graph proposes, made in turn without the gate: how many
 times more tightly the pair is tied than the halves (``ratio``; None when the
 halves share no link), the change of the codes' classification log-likelihood
@@ -142,6 +146,49 @@ def _halves(points, graph, degree, rows, rng, min_size):
     return between / np.sqrt(degree[first].sum() * degree[second].sum()), second
 
 
+def graph_checked_trades(points, codes, labels, n_clusters, rng,
+                         candidate_share=0.5, n_neighbors=SWAP_NEIGHBORS):
+    """The default's likelihood-checked trade (``_init.trade_if_more_likely``) with
+    a second condition: the small cluster must be tied to the cluster its points
+    join more tightly than the two halves of the split cluster are tied to each
+    other (a style group of a class is; a small class of its own is not)."""
+    labels = np.array(labels, copy=True)
+    graph = NearestNeighbors(n_neighbors=min(n_neighbors, len(labels) - 1))
+    graph = graph.fit(points).kneighbors_graph(points, mode="connectivity")
+    graph = (graph + graph.T).tocsr()
+    floor = candidate_share * len(labels) / n_clusters
+    tried = set()
+    likelihood = _init.classification_log_likelihood(codes, labels, n_clusters)
+    for _ in range(n_clusters):
+        counts = np.bincount(labels, minlength=n_clusters)
+        candidates = [c for c in np.argsort(counts, kind="stable")
+                      if counts[c] < floor and c not in tried]
+        if not candidates:
+            break
+        freed = candidates[0]
+        tried.add(freed)
+        kept = np.flatnonzero((counts > 0) & (np.arange(n_clusters) != freed))
+        traded, split = _init.trade(points, labels, freed, kept, rng, floor)
+        if not split:
+            continue
+        members = labels == freed
+        joined = np.bincount(traded[members], minlength=n_clusters).argmax()
+        links = _links_between(graph, labels, n_clusters)
+        volume = links.sum(axis=1)
+        pair_tie = links[freed, joined] / np.sqrt(volume[freed] * volume[joined])
+        halves = traded == freed  # the split-off half took the freed label
+        source = np.bincount(labels[halves], minlength=n_clusters).argmax()
+        other = (labels == source) & ~halves
+        between = graph[np.flatnonzero(halves)][:, np.flatnonzero(other)].sum()
+        degree = np.asarray(graph.sum(axis=1)).ravel()
+        split_tie = between / np.sqrt(degree[halves].sum() * degree[other].sum())
+        traded_likelihood = _init.classification_log_likelihood(codes, traded,
+                                                                n_clusters)
+        if traded_likelihood > likelihood and pair_tie > split_tie:
+            labels, likelihood = traded, traded_likelihood
+    return labels
+
+
 def codes_of(name, seed, cache_dir):
     X, y, K = load(name)
     cache_file = cache_dir / f"{name}-{seed}.pt"
@@ -205,29 +252,41 @@ def run(name, seed, cache_dir):
     default = _init.trade_if_more_likely(embedding, codes, default, K, rng,
                                          _init.TRADE_SHARE)
     rng.set_state(state)
+    traded = _init.trade_if_more_likely(embedding, codes, raw, K, rng,
+                                        _init.TRADE_SHARE)
+    rng.set_state(state)
+    checked = graph_checked_trades(embedding, codes, raw, K, rng)
+    rng.set_state(state)
     swapped = swap_by_connectivity(embedding, codes, raw, K, rng)
     rng.set_state(state)
     return {"dataset": name, "seed": seed, "raw": score(y, raw)["acc"],
-            "default": score(y, default)["acc"], "swapped": score(y, swapped)["acc"],
+            "default": score(y, default)["acc"], "traded": score(y, traded)["acc"],
+            "checked": score(y, checked)["acc"],
+            "swapped": score(y, swapped)["acc"],
             "moves": moves(embedding, codes, raw, K, rng, y)}
 
 
 def markdown(env, records):
     lines = ["# The manifold start's swaps", "",
              "Accuracy of the consensus partition (raw), of the default start "
-             "(its rules on sizes) and of the swaps "
+             "(its rules on sizes), of the likelihood-checked trade alone (no "
+             "dissolution of small clusters), of that trade checked by the graph "
+             "(checked) and of the swaps "
              f"(swapped: ratio >= {SWAP_MARGIN} and likelihood up), then every "
              "swap the graph proposes, made in turn without the gate. Labels only "
              "score.", "", environment_line(env), "",
-             "| dataset | seed | raw | default | swapped | moves (ratio, dll, acc "
-             "before -> after) |", "|---|---:|---:|---:|---:|---|"]
+             "| dataset | seed | raw | default | traded | checked | swapped | moves "
+             "(ratio, dll, acc before -> after) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in records:
         steps = "; ".join(
             f"{'no links' if m['ratio'] is None else format(m['ratio'], '.3g')}, "
             f"{m['dll']:+.3f}, {m['acc_before']:.3f} -> {m['acc_after']:.3f}"
             for m in r["moves"]) or "none"
         lines.append(f"| {r['dataset']} | {r['seed']} | {r['raw']:.3f} | "
-                     f"{r['default']:.3f} | {r['swapped']:.3f} | {steps} |")
+                     f"{r['default']:.3f} | {r['traded']:.3f} | {r['checked']:.3f} | "
+                     f"{r['swapped']:.3f} | "
+                     f"{steps} |")
     return "\n".join(lines) + "\n"
 
 
