@@ -48,14 +48,15 @@ DATASETS = {
     "pendigits": "Pendigits (10,992 x 16)",
     "wisdm": "WISDM (5,418 x 40)",
     "20news": "20 Newsgroups (18,846 x 2,000)",
+    "mnist-lt10": "MNIST-LT10 (25,801 x 784)",
     "mnist-lt50": "MNIST-LT50 (17,677 x 784)",
     "usps-lt10": "USPS-LT10 (2,893 x 256)",
     "20news-lt10": "20 Newsgroups-LT10 (5,017 x 2,000)",
 }
 # Rows of each data set: its warm-up's length decides whether SAME_FIT applies.
 N_SAMPLES = {"mnist": 70_000, "usps": 9_298, "digits": 1_797, "pendigits": 10_992,
-             "wisdm": 5_418, "20news": 18_846, "mnist-lt50": 17_677,
-             "usps-lt10": 2_893, "20news-lt10": 5_017}
+             "wisdm": 5_418, "20news": 18_846, "mnist-lt10": 25_801,
+             "mnist-lt50": 17_677, "usps-lt10": 2_893, "20news-lt10": 5_017}
 HEADER = ("data", "seeds", "VaDE ACC", "k-means ACC", "VaDE higher", "one cluster",
           "empty", "VaDE fit", "k-means fit")
 
