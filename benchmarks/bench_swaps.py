@@ -88,9 +88,7 @@ def swap_by_connectivity(points, codes, labels, n_clusters, rng,
     n = len(labels)
     if n_clusters < 3 or n < 4:
         return labels
-    nearest = NearestNeighbors(n_neighbors=min(n_neighbors, n - 1)).fit(points)
-    graph = nearest.kneighbors_graph(points, mode="connectivity")
-    graph = (graph + graph.T).tocsr()
+    graph = neighbour_graph(points, n_neighbors)
     degree = np.asarray(graph.sum(axis=1)).ravel()
     likelihood = _init.classification_log_likelihood(codes, labels, n_clusters)
     halves = {}  # cluster -> (tie of its halves, rows of its second half)
@@ -123,6 +121,14 @@ def swap_by_connectivity(points, codes, labels, n_clusters, rng,
     return labels
 
 
+def neighbour_graph(points, n_neighbors):
+    """Each point linked to its ``n_neighbors`` nearest (at most n - 1), made
+    symmetric (a link both ways counts twice), as a CSR matrix."""
+    nearest = NearestNeighbors(n_neighbors=min(n_neighbors, len(points) - 1))
+    graph = nearest.fit(points).kneighbors_graph(points, mode="connectivity")
+    return (graph + graph.T).tocsr()
+
+
 def _links_between(graph, labels, n_clusters):
     """(K, K) numbers of the graph's links between (and within) the clusters."""
     one_hot = sp.csr_matrix((np.ones(len(labels)), (np.arange(len(labels)), labels)),
@@ -153,9 +159,7 @@ def graph_checked_trades(points, codes, labels, n_clusters, rng,
     join more tightly than the two halves of the split cluster are tied to each
     other (a style group of a class is; a small class of its own is not)."""
     labels = np.array(labels, copy=True)
-    graph = NearestNeighbors(n_neighbors=min(n_neighbors, len(labels) - 1))
-    graph = graph.fit(points).kneighbors_graph(points, mode="connectivity")
-    graph = (graph + graph.T).tocsr()
+    graph = neighbour_graph(points, n_neighbors)
     floor = candidate_share * len(labels) / n_clusters
     tried = set()
     likelihood = _init.classification_log_likelihood(codes, labels, n_clusters)
@@ -206,9 +210,7 @@ def codes_of(name, seed, cache_dir):
 def moves(points, codes, labels, n_clusters, rng, y):
     """Every swap the graph proposes, made one after the other (no gate)."""
     n_neighbors = SWAP_NEIGHBORS
-    graph = NearestNeighbors(n_neighbors=n_neighbors).fit(points)
-    graph = graph.kneighbors_graph(points, mode="connectivity")
-    graph = (graph + graph.T).tocsr()
+    graph = neighbour_graph(points, n_neighbors)
     degree = np.asarray(graph.sum(axis=1)).ravel()
     likelihood = _init.classification_log_likelihood(codes, labels, n_clusters)
     trace = []

@@ -109,7 +109,6 @@ class Replicas:
         labels.copy_(torch.where(held > 0, coded - 1, labels))
         return labels
 
-
     def agree_on_input(self, prepare, params):
         """``prepare()`` (the validation of X and the parameters), checked to agree
         across the processes: returns what it returns.
@@ -126,7 +125,7 @@ class Replicas:
         Alone, ``prepare()`` runs as it is."""
         if self.alone:
             return prepare()
-        error, prepared, report = None, None, None
+        error, report = None, None
         try:
             prepared = prepare()
             report = input_fingerprint(prepared.X, params)
@@ -190,26 +189,25 @@ def input_differences(reports):
     """What differs between process 0's fingerprint and the others' (phrases,
     one per kind of difference), from :func:`input_fingerprint`'s reports."""
     first, differences = reports[0], []
-    for key, what in (("rows", "rows"), ("features", "features"),
-                      ("dtype", "dtype")):
-        values = [r[key] for r in reports]
+    for what in ("rows", "features", "dtype"):
+        values = [r[what] for r in reports]
         if any(v != values[0] for v in values):
-            differences.append(f"X's {what} differ ("
-                               + ", ".join(f"process {rank}: {v}"
-                                           for rank, v in enumerate(values)) + ")")
+            differences.append(f"X's {what} differ ({_by_process(values)})")
     if not differences and any(r["values"] != first["values"] for r in reports):
         others = [rank for rank, r in enumerate(reports)
                   if r["values"] != first["values"]]
         differences.append("X has the same shape but other values in process(es) "
                            + ", ".join(map(str, others)) + " than in process 0")
-    names = sorted({name for r in reports for name in r["parameters"]})
-    for name in names:
+    for name in sorted({name for r in reports for name in r["parameters"]}):
         values = [r["parameters"].get(name) for r in reports]
         if any(v != values[0] for v in values):
-            differences.append(f"parameter {name} differs ("
-                               + ", ".join(f"process {rank}: {v}"
-                                           for rank, v in enumerate(values)) + ")")
+            differences.append(f"parameter {name} differs ({_by_process(values)})")
     return differences
+
+
+def _by_process(values):
+    """``"process 0: a, process 1: b"``."""
+    return ", ".join(f"process {rank}: {v}" for rank, v in enumerate(values))
 
 
 #: This process alone: every method is the identity or does nothing.
