@@ -42,13 +42,21 @@ def feature_scaling(X, likelihood):
     return offset, scale
 
 
-def standardise_rows(X, offset, scale):
-    """Rows of X (dense or sparse) as a dense float64 array, standardised."""
+def standardise_rows(X, offset, scale, dtype=np.float64):
+    """Rows of X (dense or sparse) as a dense array of ``dtype``, standardised in
+    float64 and then rounded once (a feature far from zero relative to its spread,
+    e.g. timestamps, would lose its variation if rounded to float32 first).
+
+    Where there is nothing to scale (offset 0, scale 1), dense rows already of
+    ``dtype`` come back as they are, uncopied: callers never write into the result.
+    """
     X = X.toarray() if sp.issparse(X) else X
+    if not offset.any() and (scale == 1).all():
+        return np.asarray(X, dtype=dtype)
     X = np.array(X, dtype=np.float64)  # one copy per batch, then in place
     X -= offset
     X /= scale
-    return X
+    return X.astype(dtype, copy=False)
 
 
 def training_rows(X, offset, scale, device):

@@ -1,10 +1,13 @@
-"""Inference: functions of a fitted model's arrays, always on the CPU in float64.
+"""Inference: functions of a fitted model's arrays.
 
 A fitted :class:`~sklearn_vade.VaDEClustering` holds its network as a dict of numpy
 arrays (``state``) and a model spec (see :meth:`VaDENetwork.from_spec`); the
 functions here rebuild the network from them and run deterministic passes over X,
-batch by batch, so that a row's result depends neither on the other rows nor on
-how they are batched, nor on the device the model was trained on. The formulas are
+batch by batch. By default the network is rebuilt in float64 on the CPU, so that a
+row's result depends neither on the other rows nor on how they are batched, nor on
+the device the model was trained on; ``inference_precision="float32"`` rebuilds it
+in float32, on the training device (faster; results then agree with float64's to
+about 1e-5 and may change in their last digits with the batch). The formulas are
 in :mod:`._elbo`.
 """
 
@@ -24,6 +27,7 @@ from ._utils import iter_batches, row_normals, torch_generator
 N_SCORE_PAIRS = 1
 # Rows per batch for inference passes (predict, transform, score).
 INFERENCE_BATCH = 1024
+CPU = torch.device("cpu")
 
 
 class Evaluation(NamedTuple):
@@ -41,14 +45,19 @@ def state_tensors(state, device, dtype):
             for k, v in state.items()}
 
 
-def inference_network(state, spec, n_features):
-    """The network of a fitted state in float64 on CPU, in eval mode."""
-    device = torch.device("cpu")
+def inference_network(state, spec, n_features, dtype=torch.float64,
+                      device=CPU):
+    """The network of a fitted state in ``dtype`` on ``device``, in eval mode."""
     net = VaDENetwork.from_spec(spec, n_features, torch_generator(0, device), device,
-                                torch.float64)
-    net.load_state_dict(state_tensors(state, device, torch.float64))
+                                dtype)
+    net.load_state_dict(state_tensors(state, device, dtype))
     net.eval()
     return net
+
+
+def numpy_dtype(net):
+    """The numpy dtype of the network's parameters (float64 or float32)."""
+    return torch.empty((), dtype=net.prior.mu_c.dtype).numpy().dtype
 
 
 def row_draws(latent_dim, n_pairs=N_SCORE_PAIRS):
@@ -65,27 +74,31 @@ def row_draws(latent_dim, n_pairs=N_SCORE_PAIRS):
 
 
 def evaluate_fitted(net, X, spec, offset, scale, elbo=True, codes=True):
-    """The deterministic float64 pass of a fitted model over raw X (dense or CSR):
-    posterior means and log-variances (unless ``codes`` is False: None), log gamma
-    and, with ``elbo``, the per-sample ELBO on X's own scale."""
+    """The deterministic pass of a fitted model (``net``, see
+    :func:`inference_network`) over raw X (dense or CSR): posterior means and
+    log-variances (unless ``codes`` is False: None), log gamma and, with ``elbo``,
+    the per-sample ELBO on X's own scale, as arrays of the network's dtype."""
     return evaluate(net, X, spec["likelihood"],
                     row_draws(spec["latent_dim"]) if elbo else None,
                     INFERENCE_BATCH, float(np.sum(np.log(scale))),
-                    preprocess=lambda x: standardise_rows(x, offset, scale),
+                    preprocess=lambda x: standardise_rows(x, offset, scale,
+                                                          numpy_dtype(net)),
                     codes=codes)
 
 
 @torch.no_grad()
 def decode(net, Z, likelihood, offset, scale):
     """Decoded means of latent codes Z (n, latent_dim) on the data's own scale
-    (pixel probabilities for the Bernoulli likelihood)."""
+    (pixel probabilities for the Bernoulli likelihood), in the network's dtype."""
+    dtype, device = net.prior.mu_c.dtype, net.prior.mu_c.device
     outputs = []
     for batch in iter_batches(len(Z), INFERENCE_BATCH):
-        decoded = net.decode(torch.as_tensor(Z[batch], dtype=torch.float64))
+        decoded = net.decode(torch.as_tensor(Z[batch], dtype=dtype, device=device))
         if likelihood == "bernoulli":
             decoded = torch.sigmoid(decoded)
-        outputs.append(decoded.numpy())
-    return np.concatenate(outputs) * scale + offset
+        outputs.append(decoded.cpu().numpy())
+    decoded = np.concatenate(outputs)
+    return (decoded * scale + offset).astype(decoded.dtype, copy=False)
 
 
 def sample_latent(weights, means, covariances, n_samples, rng):
@@ -137,10 +150,11 @@ def evaluate(net, X, likelihood, eps, batch_size, log_det_scale=0.0,
     # tensors alive between the large per-batch buffers fragments the C heap, which
     # then grows with the number of batches (seen: +1.5 GB on 100,000 rows).
     n_samples, latent_dim = X.shape[0], mu_c.shape[1]
-    mu = np.empty((n_samples, latent_dim)) if codes else None
-    log_var = np.empty((n_samples, latent_dim)) if codes else None
-    log_gamma = np.empty((n_samples, mu_c.shape[0]))
-    elbo = None if eps is None else np.empty(n_samples)
+    out = numpy_dtype(net)
+    mu = np.empty((n_samples, latent_dim), out) if codes else None
+    log_var = np.empty((n_samples, latent_dim), out) if codes else None
+    log_gamma = np.empty((n_samples, mu_c.shape[0]), out)
+    elbo = None if eps is None else np.empty(n_samples, out)
     for batch in iter_batches(n_samples, batch_size):
         raw = X[batch]
         x = raw if preprocess is None else preprocess(raw)

@@ -244,6 +244,7 @@ def fit_single(prep, seed, rng, verbose=0, warm_state=None, memory=None):
     if train.interrupted:
         interrupted = "training"
     clock.lap("training")
+    clock.laps["warmup"] = train.warmup_seconds  # part of "training"
     state = {k: v.detach().cpu().double().numpy().copy()
              for k, v in net.state_dict().items()}
     spec = model_spec(config)

@@ -1,6 +1,7 @@
 """Phase 3 of fit: the joint ELBO training, with its anchored warm-up."""
 
 import collections
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -18,7 +19,8 @@ class TrainResult(NamedTuple):
     it was interrupted, how many epochs were rolled back as non-finite, the epochs
     of the model kept when the last epoch's model left a component empty (None: the
     last epoch's model), how many components the last epoch's model left empty and
-    how many the model kept leaves empty."""
+    how many the model kept leaves empty; the seconds of the anchored warm-up
+    (0.0 without one)."""
 
     history: list
     n_epochs: int
@@ -28,6 +30,7 @@ class TrainResult(NamedTuple):
     kept_epochs: object = None
     emptied: int = 0
     kept_empty: int = 0
+    warmup_seconds: float = 0.0
 
 
 def negative_elbo(net, x, eps, likelihood, compute_dtype=None,
@@ -122,7 +125,8 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None,
     return TrainResult(history=phase.history, n_epochs=len(phase.history),
                        converged=phase.converged, interrupted=result.interrupted,
                        recoveries=result.recoveries, kept_epochs=kept_epochs,
-                       emptied=emptied, kept_empty=kept_empty)
+                       emptied=emptied, kept_empty=kept_empty,
+                       warmup_seconds=phase.warmup_seconds)
 
 
 class JointPhase:
@@ -157,6 +161,7 @@ class JointPhase:
         # component
         self.full_states = collections.deque(maxlen=KEPT_STATES)
         self.warmup_state = None  # (epochs, network state) at the warm-up's end
+        self.started, self.warmup_seconds = time.perf_counter(), 0.0
         self.anchor = None if anchor is None else np.asarray(anchor)  # for the ARI
         if anchor is not None:
             self.anchor_device = torch.as_tensor(self.anchor, dtype=torch.long,
@@ -209,11 +214,12 @@ class JointPhase:
         self.n_rows = 0
         current = self.labels.cpu().numpy()
         occupancy = np.bincount(current, minlength=self.n_components).tolist()
+        agreement = (None if self.anchor is None else
+                     float(adjusted_rand_score(self.anchor, current)))
         self.history.append({
             "epoch": epoch, "elbo": float(sum(terms)), "objective": -mean_loss,
             **dict(zip(TERM_NAMES, terms)), "label_change": changed,
-            "init_agreement": (None if self.anchor is None else
-                               float(adjusted_rand_score(self.anchor, current))),
+            "init_agreement": agreement,
             "warmup": epoch < warmup_epochs,
             "min_weight": float(self.net.prior.weights.detach().min()),
             "n_empty": sum(count == 0 for count in occupancy),
@@ -227,6 +233,7 @@ class JointPhase:
             state = _clone_state(self.net)
             self.full_states.append((epoch + 1, state))
         if epoch + 1 == warmup_epochs:  # one copy serves both when both apply
+            self.warmup_seconds = time.perf_counter() - self.started
             self.warmup_state = (epoch + 1, state or _clone_state(self.net))
         return self.converged
 

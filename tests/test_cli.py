@@ -137,6 +137,22 @@ def test_predict_with_saved_pickle_gives_the_fit_labels(fitted_files, digits_csv
                                   read_labels(out / "labels.csv"))
 
 
+def test_predict_in_float32_writes_the_float64_labels(fitted_files, digits_csv,
+                                                     tmp_path):
+    """--inference-precision float32: the same labels, probabilities within 1e-4."""
+    out, _ = fitted_files
+    for precision in ("float64", "float32"):
+        run_cli("predict", out / "model.pkl", digits_csv, "--output",
+                tmp_path / f"{precision}.csv", "--proba",
+                tmp_path / f"proba-{precision}.csv", "--inference-precision",
+                precision)
+    np.testing.assert_array_equal(read_labels(tmp_path / "float32.csv"),
+                                  read_labels(out / "labels.csv"))
+    proba = [np.loadtxt(tmp_path / f"proba-{p}.csv", delimiter=",", skiprows=1)
+             for p in ("float64", "float32")]
+    np.testing.assert_allclose(proba[1], proba[0], atol=1e-4)
+
+
 def test_skops_model_round_trip(digits_csv, tmp_path):
     pytest.importorskip("skops")
     run_cli("fit", digits_csv, "-k", 3, "-o", tmp_path / "labels.csv", "--save-model",
@@ -456,6 +472,7 @@ def test_fit_choices_are_the_estimators_own():
         "init_params": {"umap", "gmm"},
         "device": {"auto", "cpu", "cuda"},
         "precision": {"float32", "bfloat16", "auto"},
+        "inference_precision": {"float64", "float32"},
     }
     for name, values in choices.items():
         for value in values:  # each is valid for the estimator

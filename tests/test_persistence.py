@@ -103,19 +103,21 @@ def test_fitted_state_holds_no_tensors(fitted):
 @pytest.mark.parametrize("fitted_model", [True, False])
 def test_a_model_saved_before_memory_existed_loads(fitted, small_digits,
                                                    fitted_model):
-    """A pickle from before ``memory`` and ``interrupted_`` (2026-12-02) gets their
-    defaults: get_params, clone and repr work, and it predicts as it did."""
+    """A pickle from before ``memory`` and ``interrupted_`` (2026-12-02) and
+    ``inference_precision`` (2026-12-07) gets their defaults: get_params, clone
+    and repr work, and it predicts as it did."""
     from sklearn.base import clone
 
     X, _ = small_digits
     est = fitted if fitted_model else VaDEClustering(n_clusters=5, **SMALL_SHORT)
     old = est.__getstate__()
-    for name in ("memory", "interrupted_"):
+    for name in ("memory", "interrupted_", "inference_precision"):
         old.pop(name, None)
     # what unpickling such a model does: a bare instance, then its saved state
     loaded = VaDEClustering.__new__(VaDEClustering)
     loaded.__setstate__(old)
     assert "memory" not in old and loaded.get_params()["memory"] is None
+    assert loaded.get_params()["inference_precision"] == "float64"
     assert repr(loaded) == repr(est)
     assert clone(loaded).get_params() == est.get_params()
     if fitted_model:
