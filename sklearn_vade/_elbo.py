@@ -148,6 +148,13 @@ class ELBOTerms(NamedTuple):
             + self.entropy_c
         )
 
+    def weighted(self, reconstruction_weight):
+        """What the joint phase maximises: the bound with its reconstruction term
+        weighted, ``w * reconstruction + (the other four terms)``."""
+        if reconstruction_weight == 1.0:
+            return self.total
+        return self.total + (reconstruction_weight - 1.0) * self.reconstruction
+
 
 def elbo_terms(reconstruction, mu, log_var, log_gamma, log_pi, mu_c, log_var_c):
     """The five terms of the ELBO per sample, given ``q(c|x)`` as ``log_gamma``.

@@ -120,8 +120,11 @@ class VaDEClustering(
         Maximum number of epochs of the joint ELBO training, its anchored warm-up
         included; 0 stops after the mixture initialisation. The warm-up gets one
         step per sample (at most 1000 steps) and at least 25 epochs, and at most
-        half of an explicit ``max_epochs``. ``"auto"`` gives the
-        warm-up plus 50 epochs (125 + 50 on 1797 samples, 25 + 50 on 70,000).
+        half of an explicit ``max_epochs``; after 25 epochs it ends early once
+        the partition by gamma agrees with the start (adjusted Rand index 0.99)
+        and the ELBO of the last 20 epochs no longer rises.
+        ``"auto"`` gives the warm-up's budget plus 50 epochs (125 + 50 on 1797
+        samples, 25 + 50 on 70,000).
 
     batch_size : int, default=256
         Minibatch size of both training phases (capped at the number of samples).

@@ -271,7 +271,8 @@ def test_entropy_categorical_matches_scipy_with_zeros(rows):
 @EXACT
 @given(gaussian_pairs(max_n=4, max_k=4, max_d=3, log10_scale=(-2.0, 0.5)), st.data())
 def test_elbo_terms_match_numpy(pair, data):
-    """Each of the five ELBOTerms equals its numpy formula, and total is their sum."""
+    """Each of the five ELBOTerms equals its numpy formula, total is their sum and
+    weighted(w) their sum with the reconstruction weighted by w."""
     mu, log_var, mu_c, log_var_c = pair
     n, k = mu.shape[0], mu_c.shape[0]
     gamma = np.array([data.draw(distributions(k)) for _ in range(n)])
@@ -304,6 +305,13 @@ def test_elbo_terms_match_numpy(pair, data):
     np.testing.assert_allclose(
         terms.total.numpy(), sum(reference.values()), rtol=1e-10, atol=1e-9
     )
+    # the joint phase's objective: the reconstruction weighted, the rest as is
+    np.testing.assert_allclose(
+        terms.weighted(0.25).numpy(),
+        sum(reference.values()) - 0.75 * reference["reconstruction"],
+        rtol=1e-10, atol=1e-9,
+    )
+    np.testing.assert_array_equal(terms.weighted(1.0).numpy(), terms.total.numpy())
 
 
 # ---------------------------------------------------------------------------

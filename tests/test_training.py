@@ -220,6 +220,84 @@ def test_warm_up_has_its_own_step_then_the_schedule_starts(monkeypatch):
     np.testing.assert_allclose(seen, [1e-3, 1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5])
 
 
+def _learning_rates(monkeypatch, config, net, X, generator, start, n_epochs):
+    """The history and the optimiser's step after each epoch of a joint phase."""
+    optimizers, seen = [], []
+    make, run = _training.make_optimizer, _training.run_epochs
+
+    def recording(params, lr):
+        optimizers.append(make(params, lr))
+        return optimizers[-1]
+
+    def watching(*args, **kwargs):
+        on_epoch_end = args[9]
+
+        def record(epoch, loss):
+            stop = on_epoch_end(epoch, loss)
+            seen.append(optimizers[0].param_groups[0]["lr"])
+            return stop
+
+        return run(*args[:9], record, *args[10:], **kwargs)
+
+    monkeypatch.setattr(_training, "make_optimizer", recording)
+    monkeypatch.setattr(_training, "run_epochs", watching)
+    result = train_vade(net, X, config, generator, progress_factory(0), n_epochs,
+                        start.labels)
+    return result, seen
+
+
+@pytest.mark.parametrize("agreement, rising, n_warm", [
+    (0.9, False, 3), (1.01, False, 6), (0.9, True, 6)])
+def test_the_warm_up_ends_once_gamma_agrees_and_the_bound_settles(
+        monkeypatch, agreement, rising, n_warm):
+    """After WARMUP_MIN_EPOCHS epochs, a warm-up whose gamma partition agrees with
+    the start (ARI >= WARMUP_AGREEMENT) and whose bound no longer rises over the
+    last WARMUP_SETTLED_EPOCHS epochs ends there, and the joint phase goes on as
+    after a warm-up of that budget: the joint step, then its schedule. Without
+    the agreement, or while the bound rises, it runs its whole budget."""
+    monkeypatch.setattr(_training, "WARMUP_MIN_EPOCHS", 3)
+    monkeypatch.setattr(_training, "WARMUP_SETTLED_EPOCHS", 3)
+    monkeypatch.setattr(_training, "WARMUP_AGREEMENT", agreement)
+    asked = []
+
+    def bound_rising(elbos):
+        asked.append(list(elbos))
+        return rising
+
+    monkeypatch.setattr(_training, "bound_rising", bound_rising)
+    net, X, config, generator, start = _pretrained(
+        warmup_epochs=6, warmup_learning_rate=1e-3, learning_rate=1e-4,
+        lr_step_epochs=2, lr_step_factor=0.5, lr_floor=0.0, tol=0.0)
+    result, seen = _learning_rates(monkeypatch, config, net, X, generator, start, 10)
+    assert [h["warmup"] for h in result.history] == [True] * n_warm + [False] * (
+        10 - n_warm)
+    if agreement < 1:  # three blobs: gamma agrees with the start from the first epochs
+        assert result.history[2]["init_agreement"] >= 0.9
+        # the bound is asked about the last three epochs' ELBOs, this one's last
+        assert asked[0] == [h["elbo"] for h in result.history[:3]]
+    else:
+        assert asked == []
+    expected = [1e-3] * (n_warm - 1) + [1e-4]  # the warm-up's last epoch: 1e-4
+    for epoch in range(n_warm, 10):  # then halved every second epoch
+        after = epoch + 1 - n_warm
+        expected.append(expected[-1] * (0.5 if after % 2 == 0 else 1.0))
+    np.testing.assert_allclose(seen, expected)
+    assert result.warmup_seconds > 0
+
+
+def test_the_bound_rises_by_its_trend_against_its_noise():
+    """A slope more than two standard errors above 0 rises, whatever the bound's
+    scale; noise around a level, or a falling bound, does not."""
+    noise = np.random.RandomState(0).normal(0.0, 0.1, size=20)
+    epochs = np.arange(20)
+    assert not _training.bound_rising(-23.6 + noise)
+    assert _training.bound_rising(-8.0 + 0.05 * epochs + noise)
+    assert _training.bound_rising(1e4 + 0.05 * epochs + noise)
+    assert not _training.bound_rising(-8.0 - 0.05 * epochs + noise)
+    # a rise hidden in ten times the noise is not yet a rise
+    assert not _training.bound_rising(-8.0 + 0.005 * epochs + noise * 10)
+
+
 def _emptying_after(n_steps, monkeypatch):
     """Make every training step after the first ``n_steps`` push component 2 far
     from all codes, as a joint phase that empties a component does."""
