@@ -98,18 +98,23 @@ class VaDEClustering(
         small positive value; ``weights_`` reports it normalised). ``"fixed"``: pi
         keeps its initial value.
 
-    init_params : {"umap", "gmm"}, default="umap"
+    init_params : {"umap", "umap-merge", "gmm"}, default="umap"
         How the mixture prior is initialised from the pretrained codes.
         ``"umap"``: the codes are embedded with UMAP (``n_clusters`` dimensions,
         15 neighbours, ``min_dist=0``), a full-covariance Gaussian mixture is fitted
         in that embedding ten times and the restart that agrees best with the
         others (mean adjusted Rand index) is kept, as in N2D; pi, mu_c and sigma2_c
         are then the weights, means and variances of each cluster's codes. Below
-        200 samples it falls back to ``"gmm"``. ``"gmm"``: the paper's start, a
-        diagonal Gaussian mixture on the codes (ten restarts, the most likely
-        kept). Either way the joint phase begins with an anchored warm-up on that
-        partition (except in a fit continued by ``warm_start``). See the user
-        guide for the measured difference.
+        200 samples it falls back to ``"gmm"``. ``"umap-merge"``: for clusters of
+        very unequal size (the largest ten or more times the smallest): the same
+        embedding is over-clustered by mixtures with ``2 * n_clusters``
+        components, which are merged back to ``n_clusters`` by the overlap of
+        their posteriors, keeping small, separated clusters whole, with no rule on
+        cluster sizes; it loses accuracy on balanced data (see the user guide).
+        ``"gmm"``: the paper's start, a diagonal Gaussian mixture on the codes
+        (ten restarts, the most likely kept). Either way the joint phase begins
+        with an anchored warm-up on that partition (except in a fit continued by
+        ``warm_start``). See the user guide for the measured difference.
 
     pretrain_epochs : int or "auto", default="auto"
         Epochs of autoencoder pretraining; 0 skips it. ``"auto"`` gives one
@@ -307,7 +312,7 @@ class VaDEClustering(
         "hidden_layer_sizes": ["array-like"],
         "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
         "pi_update": [StrOptions(set(PI_UPDATES))],
-        "init_params": [StrOptions({"umap", "gmm"})],
+        "init_params": [StrOptions({"umap", "umap-merge", "gmm"})],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left"),
                             StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 0, None, closed="left"),

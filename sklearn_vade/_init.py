@@ -1,6 +1,6 @@
 """Phase 2 of fit: the mixture prior's start, from a label-free partition of the codes.
 
-Two starts, chosen by ``VaDEClustering(init_params=...)``:
+Three starts, chosen by ``VaDEClustering(init_params=...)``:
 
 * ``"gmm"`` (the paper's): a diagonal Gaussian mixture fitted on the codes, the most
   likely of several restarts.
@@ -13,6 +13,10 @@ Two starts, chosen by ``VaDEClustering(init_params=...)``:
   the moments of each cluster's codes. Below ``MANIFOLD_MIN_SAMPLES`` samples the
   embedding has too few neighbours to be meaningful and the ``"gmm"`` start is used
   instead; above ``MANIFOLD_MAX_SAMPLES`` it runs on a random sample of the codes.
+* ``"umap-merge"``: the same embedding over-clustered by mixtures with twice as
+  many components, merged back to K by the overlap of their posteriors
+  (Baudry et al., 2010), without any rule on cluster sizes: for clusters of very
+  unequal size.
 
 Every function here works on numpy arrays and takes its randomness from a numpy
 ``RandomState``; none of them sees labels.
@@ -64,6 +68,18 @@ MIN_CLUSTER_SHARE = 0.1
 # every candidate, where forcing the trades lowered the start by up to 0.07
 # (benchmarks/README.md).
 TRADE_SHARE = 0.5
+# The "umap-merge" start over-clusters the embedding into MERGE_COMPONENTS times
+# K components and merges them back to K by the overlap of their posteriors
+# (merged_labels), the most consensual of GMM_N_INIT restarts. The posteriors are
+# tempered by MERGE_TEMPERATURE (softmax of the log densities divided by it), so
+# that components whose posteriors are almost hard still rank by proximity; a
+# merged cluster of fewer than MERGE_FLOOR rows (two of UMAP's neighbourhoods)
+# merges first, as the graph does not resolve a group that small: on the
+# digits, Pendigits and WISDM such clusters were islands of 10-27 rows of a
+# class, never a class (benchmarks/README.md, screen_merges.py).
+MERGE_COMPONENTS = 2
+MERGE_TEMPERATURE = 3.0
+MERGE_FLOOR = 2 * UMAP_N_NEIGHBORS
 
 
 class Partition(NamedTuple):
@@ -74,7 +90,7 @@ class Partition(NamedTuple):
     weights: np.ndarray
     means: np.ndarray
     variances: np.ndarray
-    method: str  # what actually ran: "gmm" or "umap"
+    method: str  # what actually ran: "gmm", "umap" or "umap-merge"
 
 
 def initialise_mixture(net, X, config, rng, replicas=ALONE):
@@ -101,13 +117,16 @@ def initialise_mixture(net, X, config, rng, replicas=ALONE):
 
 
 def initial_partition(codes, n_clusters, init_params, rng):
-    """The start chosen by ``init_params`` ("gmm" or "umap") on ``codes`` (n, d)."""
+    """The start chosen by ``init_params`` ("gmm", "umap" or "umap-merge") on
+    ``codes`` (n, d)."""
     codes = np.asarray(codes, dtype=np.float64)
     if len(codes) < 2:  # one sample, one cluster: GaussianMixture needs two samples
         return Partition(np.zeros(len(codes), dtype=np.intp), np.ones(1),
                          codes.copy(), np.ones_like(codes), "gmm")
-    if init_params == "umap" and len(codes) >= MANIFOLD_MIN_SAMPLES and n_clusters > 1:
-        return manifold_partition(codes, n_clusters, rng)
+    if (init_params in ("umap", "umap-merge") and len(codes) >= MANIFOLD_MIN_SAMPLES
+            and n_clusters > 1):
+        return manifold_partition(codes, n_clusters, rng,
+                                  merge=init_params == "umap-merge")
     return gmm_partition(codes, n_clusters, rng)
 
 
@@ -120,26 +139,143 @@ def gmm_partition(codes, n_clusters, rng):
                      "gmm")
 
 
-def manifold_partition(codes, n_clusters, rng):
+def manifold_partition(codes, n_clusters, rng, merge=False):
     """UMAP of the standardised codes, then the most consensual of GMM_N_INIT
-    full-covariance mixtures in the embedding; the prior from the clusters' codes.
+    full-covariance mixtures in the embedding and its size rules
+    (:func:`sized_mixture_labels`) or, with ``merge``, the most consensual
+    merged over-clustering (:func:`merged_partition_labels`). The prior from the
+    clusters' codes.
 
     Beyond MANIFOLD_MAX_SAMPLES codes, the partition of a random sample of them
     is extended to all by the Gaussians of its clusters' codes."""
     if len(codes) > MANIFOLD_MAX_SAMPLES:
         sample = np.sort(rng.choice(len(codes), MANIFOLD_MAX_SAMPLES, replace=False))
-        start = manifold_partition(codes[sample], n_clusters, rng)
+        start = manifold_partition(codes[sample], n_clusters, rng, merge)
         labels = most_probable_component(codes, start)
         weights, means, variances = cluster_moments(codes, labels, n_clusters)
-        return Partition(labels, weights, means, variances, "umap")
+        return Partition(labels, weights, means, variances, start.method)
     embedding = umap_embedding(codes, n_clusters, draw_seed(rng))
+    if merge:
+        labels = merged_partition_labels(embedding, n_clusters, rng)
+    else:
+        labels = sized_mixture_labels(embedding, codes, n_clusters, rng)
+    weights, means, variances = cluster_moments(codes, labels, n_clusters)
+    return Partition(labels, weights, means, variances,
+                     "umap-merge" if merge else "umap")
+
+
+def sized_mixture_labels(embedding, codes, n_clusters, rng):
+    """The ``"umap"`` start's partition of the embedding: the most consensual
+    mixture (:func:`consensus_labels`), then the dissolution of clusters under a
+    tenth of an equal share and the likelihood-checked trades."""
     labels = consensus_labels(embedding, n_clusters, rng)
     labels = split_instead_of_small(embedding, labels, n_clusters, rng,
                                     MIN_CLUSTER_SHARE)
-    labels = trade_if_more_likely(embedding, codes, labels, n_clusters, rng,
-                                  TRADE_SHARE)
-    weights, means, variances = cluster_moments(codes, labels, n_clusters)
-    return Partition(labels, weights, means, variances, "umap")
+    return trade_if_more_likely(embedding, codes, labels, n_clusters, rng,
+                                TRADE_SHARE)
+
+
+def merged_partition_labels(embedding, n_clusters, rng, n_restarts=GMM_N_INIT):
+    """The ``"umap-merge"`` start's partition of the embedding: ``n_restarts``
+    full-covariance mixtures with MERGE_COMPONENTS * K components, each merged
+    back to K clusters (:func:`merged_labels`); the most consensual is kept.
+
+    A mixture with K components cuts a large class into pieces and merges small
+    classes when the classes are of very unequal size (MNIST with classes from
+    6,000 rows down to 120); merging the components that share rows keeps a
+    small, separated class whole and joins the pieces of a large one. On
+    balanced data whose classes touch while styles of one class lie apart
+    (Pendigits, MNIST's 4 and 9), the merges join classes instead
+    (benchmarks/README.md)."""
+    runs = [merged_labels(log_weighted, n_clusters) for log_weighted in
+            mixture_restarts(embedding, MERGE_COMPONENTS * n_clusters, rng,
+                             n_restarts, log_densities=True)]
+    return runs[most_consensual(runs)[0]]
+
+
+def mixture_restarts(points, n_components, rng, n_restarts, log_densities=False):
+    """Labels (or, with ``log_densities``, the weighted log densities (n, M)) of
+    ``n_restarts`` full-covariance GaussianMixture fits, one init each."""
+    runs = []
+    for _ in range(n_restarts):
+        gmm = GaussianMixture(n_components=n_components, covariance_type="full",
+                              reg_covar=1e-6 * max(1.0, float(points.var())),
+                              random_state=draw_seed(rng))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning of one restart
+            gmm.fit(points)
+        runs.append(gmm._estimate_weighted_log_prob(points) if log_densities
+                    else gmm.predict(points))
+    return runs
+
+
+def most_consensual(runs):
+    """Index of the partition in ``runs`` with the highest mean adjusted Rand
+    index against the others, and the mean of that index over all pairs."""
+    agreement = np.zeros(len(runs))
+    for i in range(len(runs)):
+        for j in range(i + 1, len(runs)):
+            ari = adjusted_rand_score(runs[i], runs[j])
+            agreement[i] += ari
+            agreement[j] += ari
+    mean = float(agreement.sum() / max(1, len(runs) * (len(runs) - 1)))
+    return int(np.argmax(agreement)), mean
+
+
+def merged_labels(log_weighted, n_clusters, floor=MERGE_FLOOR,
+                  temperature=MERGE_TEMPERATURE):
+    """Labels of the components of a mixture (``log_weighted``: log w_j N_j(x),
+    (n, M)) merged into ``n_clusters`` clusters by :func:`entropy_merges` of the
+    posteriors tempered by ``temperature``; each row joins the cluster of its
+    most probable component."""
+    scaled = log_weighted / temperature
+    posteriors = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    posteriors /= posteriors.sum(axis=1, keepdims=True)
+    groups = entropy_merges(posteriors, n_clusters, floor)
+    cluster_of = np.empty(log_weighted.shape[1], dtype=np.intp)
+    for cluster, members in enumerate(groups):
+        cluster_of[members] = cluster
+    return cluster_of[np.argmax(log_weighted, axis=1)]
+
+
+def entropy_merges(posteriors, n_clusters, floor=0):
+    """Groups of columns of ``posteriors`` (n, M) merged greedily down to
+    ``n_clusters``: each time the two columns whose sum lowers the entropy
+    ``-sum p log p`` of the posteriors most (Baudry et al., "Combining mixture
+    components for clustering", 2010), i.e. the components that share the most
+    rows, whatever their sizes. While a merged column is the most probable for
+    fewer than ``floor`` rows, the smallest such merges first, with the column
+    that lowers the entropy most."""
+    T = np.array(posteriors, dtype=np.float64, copy=True)
+    sizes = np.bincount(np.argmax(T, axis=1), minlength=T.shape[1])
+    groups = [[j] for j in range(T.shape[1])]
+    while T.shape[1] > max(1, n_clusters):
+        own = _sum_xlogx(T)
+        if sizes.min() < floor:
+            a = int(np.argmin(sizes))
+            gain = _sum_xlogx(T[:, [a]] + T) - own[a] - own
+            gain[a] = -np.inf
+            b = int(np.argmax(gain))
+            a, b = min(a, b), max(a, b)
+        else:
+            best = (-np.inf, 0, 1)
+            for a in range(T.shape[1] - 1):
+                gain = _sum_xlogx(T[:, [a]] + T[:, a + 1:]) - own[a] - own[a + 1:]
+                b = int(np.argmax(gain))
+                if gain[b] > best[0]:  # the first of equal gains
+                    best = (gain[b], a, a + 1 + b)
+            _, a, b = best
+        T[:, a] += T[:, b]
+        T = np.delete(T, b, axis=1)
+        sizes[a] += sizes[b]
+        sizes = np.delete(sizes, b)
+        groups[a] += groups.pop(b)
+    return groups
+
+
+def _sum_xlogx(T):
+    """Column sums of ``T log T`` (0 where T is 0)."""
+    return np.where(T > 0, T * np.log(np.maximum(T, 1e-300)), 0.0).sum(axis=0)
 
 
 def import_umap():
@@ -178,28 +314,19 @@ def consensus_labels(points, n_clusters, rng, n_restarts=GMM_N_INIT):
     (restarts whose bounds differ by hundredths of a nat split the data
     differently); the partition that most restarts agree on is the stable one.
     """
-    by_likelihood = RESTART_CHOICE == "likelihood"
-    runs, log_likelihoods = [], []
-    for _ in range(n_restarts):
-        gmm = GaussianMixture(n_components=n_clusters, covariance_type="full",
-                              reg_covar=1e-6 * max(1.0, float(points.var())),
-                              random_state=draw_seed(rng))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ConvergenceWarning of one restart
-            runs.append(gmm.fit(points).predict(points))
-        if by_likelihood:
+    if RESTART_CHOICE == "likelihood":
+        runs, log_likelihoods = [], []
+        for _ in range(n_restarts):
+            gmm = GaussianMixture(n_components=n_clusters, covariance_type="full",
+                                  reg_covar=1e-6 * max(1.0, float(points.var())),
+                                  random_state=draw_seed(rng))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ConvergenceWarning of one restart
+                runs.append(gmm.fit(points).predict(points))
             log_likelihoods.append(gmm.score(points))
-    if n_restarts == 1:
-        return runs[0]
-    if by_likelihood:
         return runs[int(np.argmax(log_likelihoods))]
-    agreement = np.zeros(n_restarts)
-    for i in range(n_restarts):
-        for j in range(i + 1, n_restarts):
-            ari = adjusted_rand_score(runs[i], runs[j])
-            agreement[i] += ari
-            agreement[j] += ari
-    return runs[int(np.argmax(agreement))]
+    runs = mixture_restarts(points, n_clusters, rng, n_restarts)
+    return runs[most_consensual(runs)[0]]
 
 
 def split_instead_of_small(points, labels, n_clusters, rng,

@@ -16,8 +16,13 @@ from sklearn_vade._init import (
     classification_log_likelihood,
     cluster_moments,
     consensus_labels,
+    entropy_merges,
     initial_partition,
+    merged_labels,
+    merged_partition_labels,
+    most_consensual,
     most_probable_component,
+    sized_mixture_labels,
     split_instead_of_small,
     trade_if_more_likely,
 )
@@ -31,6 +36,16 @@ def _rings(n_per_ring, rng):
         2 * n_per_ring)
     codes = np.c_[radius * np.cos(angles), radius * np.sin(angles)]
     return codes, np.repeat([0, 1], n_per_ring)
+
+
+def _strip_and_two_small_blobs(rng):
+    """A long uniform strip of 2,000 rows and two tight blobs of 60 rows each
+    beside it: a three-component mixture cuts the strip in two and puts both
+    blobs into one component (its restarts agree on that), while the strip's
+    pieces overlap and the blobs overlap nothing."""
+    strip = np.c_[rng.uniform(0, 20, 2000), rng.uniform(0, 1, 2000)]
+    blobs = [rng.normal([10, 6], 0.3, (60, 2)), rng.normal([10, 16], 0.3, (60, 2))]
+    return np.concatenate([strip, *blobs]), np.repeat([0, 1, 2], [2000, 60, 60])
 
 
 def test_cluster_moments_are_the_clusters_weights_means_and_variances(rng):
@@ -246,7 +261,8 @@ def test_init_params_is_validated_and_reaches_the_start(small_digits, monkeypatc
         warnings.simplefilter("ignore", ConvergenceWarning)
         VaDEClustering(init_params="umap", **model).fit(X)
         VaDEClustering(init_params="gmm", **model).fit(X)
-    assert seen == [("umap", "umap"), ("gmm", "gmm")]
+        VaDEClustering(init_params="umap-merge", **model).fit(X)
+    assert seen == [("umap", "umap"), ("gmm", "gmm"), ("umap-merge", "umap-merge")]
     with pytest.raises(ValueError, match="init_params"):
         VaDEClustering(init_params="kmeans", **model).fit(X)
 
@@ -300,3 +316,65 @@ def test_most_probable_component_is_the_weighted_densitys_argmax(rng):
     assert len(np.unique(expected)) == 3
     np.testing.assert_array_equal(most_probable_component(codes, start, batch_size=64),
                                   expected)
+
+
+def test_entropy_merges_join_the_components_that_share_rows_whatever_their_size():
+    """Components 0 and 1 share many rows (the pieces of one large class); 2 and 3
+    are small and share none: into three clusters, 0 and 1 merge and the small
+    ones stay apart, although merging them would leave the sizes more equal."""
+    posteriors = np.r_[np.tile([[0.6, 0.4, 0, 0]], (500, 1)),
+                       np.tile([[0.4, 0.6, 0, 0]], (500, 1)),
+                       np.tile([[0, 0, 1.0, 0]], (40, 1)),
+                       np.tile([[0, 0, 0, 1.0]], (40, 1))]
+    groups = entropy_merges(posteriors, 3)
+    assert sorted(sorted(g) for g in groups) == [[0, 1], [2], [3]]
+
+
+def test_entropy_merges_first_join_a_column_below_the_floor():
+    """A column most probable for fewer than ``floor`` rows merges before any
+    other pair, with the column it shares most rows with (here 1, not 0)."""
+    posteriors = np.r_[np.tile([[0.6, 0.4, 0, 0]], (150, 1)),
+                       np.tile([[0.4, 0.6, 0, 0]], (150, 1)),
+                       np.tile([[0, 0, 1.0, 0]], (300, 1)),
+                       np.tile([[0, 0.2, 0, 0.8]], (10, 1))]
+    unfloored = entropy_merges(posteriors, 3)
+    assert sorted(sorted(g) for g in unfloored) == [[0, 1], [2], [3]]
+    floored = entropy_merges(posteriors, 3, floor=20)
+    assert sorted(sorted(g) for g in floored) == [[0], [1, 3], [2]]
+
+
+def test_merged_labels_cover_every_row_with_the_requested_clusters(rng):
+    log_weighted = rng.standard_normal((200, 8)) * 5
+    labels = merged_labels(log_weighted, 3, floor=0)
+    assert labels.shape == (200,) and set(labels) == {0, 1, 2}
+    # rows of one component share a cluster
+    component = log_weighted.argmax(axis=1)
+    for j in np.unique(component):
+        assert len(set(labels[component == j])) == 1
+
+
+def test_most_consensual_returns_the_agreed_partition_and_the_mean_agreement():
+    a, b = np.repeat([0, 1], 50), np.repeat([1, 0], 50)  # the same partition
+    c = np.tile([0, 1], 50)  # another
+    index, mean = most_consensual([c, a, b])
+    assert index == 1
+    pairs = [(a, b), (a, c), (b, c)]
+    assert mean == pytest.approx(np.mean([adjusted_rand_score(*p) for p in pairs]))
+
+
+def test_merge_start_keeps_small_separated_classes_that_the_mixture_merges(rng):
+    points, truth = _strip_and_two_small_blobs(rng)
+    sized = sized_mixture_labels(points, points, 3, np.random.RandomState(0))
+    assert adjusted_rand_score(truth, sized) < 0.5  # the strip cut, the blobs merged
+    merged = merged_partition_labels(points, 3, np.random.RandomState(0))
+    assert adjusted_rand_score(truth, merged) == pytest.approx(1.0)
+
+
+def test_merge_start_runs_on_the_embedding_of_the_codes(rng):
+    codes, y = _rings(200, rng)
+    start = initial_partition(codes, 2, "umap-merge", np.random.RandomState(0))
+    assert start.method == "umap-merge"
+    assert adjusted_rand_score(y, start.labels) > 0.95
+    assert start.weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(start.means[start.labels[0]],
+                               codes[start.labels == start.labels[0]].mean(axis=0))
