@@ -74,9 +74,10 @@ TRADE_SHARE = 0.5
 # tempered by MERGE_TEMPERATURE (softmax of the log densities divided by it), so
 # that components whose posteriors are almost hard still rank by proximity; a
 # merged cluster of fewer than MERGE_FLOOR rows (two of UMAP's neighbourhoods)
-# merges first, as the graph does not resolve a group that small: on the
-# digits, Pendigits and WISDM such clusters were islands of 10-27 rows of a
-# class, never a class (benchmarks/README.md, screen_merges.py).
+# merges first: in the screen (benchmarks/screen_merges.py), clusters that small
+# appeared only where the merge went wrong (the digits, Pendigits, WISDM, 20
+# Newsgroups: 7-27 rows), while the long-tailed images' smallest clusters kept
+# 39 rows or more.
 MERGE_COMPONENTS = 2
 MERGE_TEMPERATURE = 3.0
 MERGE_FLOOR = 2 * UMAP_N_NEIGHBORS
