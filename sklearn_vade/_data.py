@@ -14,15 +14,17 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils.sparsefuncs import mean_variance_axis
 
+from ._distributed import ALONE
 from ._outofcore import MappedRows
 from ._utils import iter_batches
 
 
-def feature_scaling(X, likelihood):
+def feature_scaling(X, likelihood, group=ALONE):
     """Per-feature offset and scale: standardisation for Gaussian data, else none.
 
     Features with no spread (constant up to rounding) keep scale 1. X may be dense or
-    a scipy.sparse matrix; neither is copied.
+    a scipy.sparse matrix; neither is copied. With sharded input (``group``, see
+    :mod:`._distributed`) the moments are those of every process's rows.
     """
     n_features = X.shape[1]
     if likelihood != "gaussian":
@@ -37,6 +39,9 @@ def feature_scaling(X, likelihood):
     else:
         offset = X.mean(axis=0, dtype=np.float64)
         scale = X.std(axis=0, dtype=np.float64)
+    if group.sharded:
+        offset, variance = group.pooled_moments(offset, scale ** 2, X.shape[0])
+        scale = np.sqrt(variance)
     constant = ~(scale > 1e-12 * np.abs(offset)) | ~(scale > np.finfo(np.float64).tiny)
     scale[constant] = 1.0
     return offset, scale

@@ -3,16 +3,27 @@ one model together, or this process alone.
 
 When :meth:`VaDEClustering.fit` is called inside an initialised process group of
 more than one process (e.g. a script launched with ``torchrun``), every process
-calls it with the same X and the same parameters. Each global minibatch (the rows
-of ``batch_size`` in the epoch's shuffled order, which every process draws from
-the same generator) is split into one contiguous share per process; each process
-computes the loss and the gradients of its share, and the gradients are summed
-across processes, weighted by the shares' sizes, so that every process takes the
-step of the whole minibatch. The other statistics that decisions depend on (the
-epoch's loss, the mixture weights' EM update, the cluster labels behind the
-convergence test, the occupancy of the components) are combined the same way,
-and the start of the mixture prior is computed once, by process 0, and
-broadcast. Every process therefore ends with the same model.
+calls it with the same parameters and either the same X (replicated input, the
+default) or its own rows of the data (sharded input, ``fit(X, sharded=True)``).
+
+Replicated: each global minibatch (the rows of ``batch_size`` in the epoch's
+shuffled order, which every process draws from the same generator) is split into
+one contiguous share per process. Sharded: every epoch has the steps of the
+union's ``ceil(n_rows / batch_size)`` minibatches, and each process gives every
+step an equal part of its own shuffled rows (a process with a third of the rows
+gives about a third of each batch), so the processes' parts of a step make one
+global minibatch of about ``batch_size`` rows.
+
+Either way each process computes the loss and the gradients of its part, and the
+gradients are summed across processes, weighted by the parts' sizes, so that
+every process takes the step of the whole minibatch. The other statistics that
+decisions depend on (the epoch's loss, the mixture weights' EM update, the
+cluster labels behind the convergence test, the occupancy of the components, the
+data's size, value range and feature moments, the final bound) are combined the
+same way, and the start of the mixture prior is computed once, by process 0
+(from every process's codes when sharded), and broadcast. Every process
+therefore ends with the same model; with sharded input its ``labels_`` are those
+of its own rows.
 
 :class:`Replicas` is that group as the training phases see it; outside a process
 group (or in a group of one), :data:`ALONE` does nothing, so a single-process fit
@@ -20,6 +31,7 @@ computes exactly what it computed before this module existed.
 """
 
 import hashlib
+import math
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,14 +40,39 @@ import torch
 
 class Replicas:
     """The ``world_size`` processes of a ``torch.distributed`` group (this one has
-    ``rank``), as the training phases use them. Create with :func:`replicas`."""
+    ``rank``), as the training phases use them. Create with :func:`replicas`.
 
-    def __init__(self, rank=0, world_size=1):
+    ``shard_rows``: with sharded input, the number of rows of each process's X
+    (in rank order; the data is their union, process 0's rows first); None when
+    every process holds the whole data."""
+
+    def __init__(self, rank=0, world_size=1, shard_rows=None):
         self.rank, self.world_size = rank, world_size
+        self.shard_rows = None if shard_rows is None else tuple(shard_rows)
 
     @property
     def alone(self):
         return self.world_size == 1
+
+    @property
+    def sharded(self):
+        """Whether each process holds only its own rows of the data."""
+        return self.shard_rows is not None
+
+    def n_rows(self, n_local):
+        """Rows of the data, this process's X having ``n_local``."""
+        return sum(self.shard_rows) if self.sharded else n_local
+
+    @property
+    def row_offset(self):
+        """Where this process's rows begin in the data (sharded input)."""
+        return sum(self.shard_rows[:self.rank]) if self.sharded else 0
+
+    def own_rows(self, n_rows):
+        """The rows of this process's X (``n_rows`` of them) that it covers in a
+        pass over the data: its share when every process holds them all, else
+        all of them."""
+        return slice(0, n_rows) if self.sharded else self.share(n_rows)
 
     @property
     def is_main(self):
@@ -64,6 +101,87 @@ class Replicas:
                            values.new_tensor([len(values)])])
         self.sum_(total)
         return (total[:-1] / total[-1]).reshape(values.shape[1:])
+
+    def sum_over_shards(self, values):
+        """The sum over the processes of ``values`` (a numpy array of counts or
+        sums over this process's rows) with sharded input; as it is otherwise
+        (every process counted over the whole data)."""
+        if not self.sharded:
+            return values
+        values = np.asarray(values)
+        total = self.sum_(torch.as_tensor(values, dtype=torch.float64
+                                          if values.dtype.kind == "f" else torch.int64))
+        return total.numpy().astype(values.dtype, copy=False)
+
+    def mean_over_data(self, values):
+        """The mean of ``values`` (one per row of this process's X) over the
+        data: over every process's rows with sharded input."""
+        if not self.sharded:
+            return float(np.mean(values))
+        return float(self.sum_over_shards(np.sum(values, dtype=np.float64))
+                     / self.n_rows(len(values)))
+
+    def extremes(self, lowest, highest):
+        """The smallest ``lowest`` and largest ``highest`` over the processes with
+        sharded input (a value range); as they are otherwise."""
+        if not self.sharded:
+            return lowest, highest
+        both = torch.tensor([-lowest, highest], dtype=torch.float64)
+        torch.distributed.all_reduce(both, op=torch.distributed.ReduceOp.MAX)
+        return -float(both[0]), float(both[1])
+
+    def pooled_moments(self, mean, variance, n_rows):
+        """The mean and (population) variance of the data from each process's
+        ``mean`` and ``variance`` over its ``n_rows`` rows (arrays of one value
+        per feature), with sharded input; as they are otherwise. Two passes, as
+        Chan et al. combine partial moments: the pooled mean first, then the
+        within and between sums of squared deviations, so that features far from
+        zero relative to their spread keep their variance."""
+        if not self.sharded:
+            return mean, variance
+        mean, variance = np.asarray(mean, np.float64), np.asarray(variance, np.float64)
+        n_total = sum(self.shard_rows)
+        pooled = self.sum_over_shards(n_rows * mean) / n_total
+        squares = self.sum_over_shards(n_rows * (variance + (mean - pooled) ** 2))
+        return pooled, squares / n_total
+
+    def gather_rows(self, rows):
+        """Every process's ``rows`` (arrays of the same columns), stacked in rank
+        order on process 0 (None on the others); with sharded input only."""
+        if not self.sharded:
+            raise RuntimeError("gather_rows is for sharded input")
+        box = [None] * self.world_size if self.is_main else None
+        torch.distributed.gather_object(rows, box, dst=0)
+        return np.concatenate(box) if self.is_main else None
+
+    def shuffling_generator(self, generator):
+        """The generator that shuffles this process's rows in an epoch: with
+        sharded input, one of its own (seeded from one draw of ``generator``,
+        which every process makes alike, and the rank), since the processes'
+        row counts differ; else ``generator`` itself."""
+        if not self.sharded:
+            return generator
+        seed = int(torch.randint(2 ** 62, (1,), generator=generator,
+                                 device=generator.device))
+        own = torch.Generator(device=generator.device)
+        own.manual_seed(seed + self.rank)
+        return own
+
+    def check_shards(self, batch_size):
+        """With sharded input, every process must hold at least one row per step
+        of an epoch (``ceil(n_rows / batch_size)`` steps), so that it has a part
+        in every minibatch; the same ValueError in every process otherwise."""
+        if not self.sharded:
+            return
+        n_steps = math.ceil(sum(self.shard_rows) / batch_size)
+        if min(self.shard_rows) < n_steps:
+            raise ValueError(
+                f"Data-parallel fit stopped in every process: with sharded input "
+                f"every process needs at least one row per step of an epoch "
+                f"({n_steps} steps of batch_size={batch_size} over "
+                f"{sum(self.shard_rows)} rows), but the processes hold "
+                + ", ".join(map(str, self.shard_rows)) + " rows. Give the small "
+                "shards more rows, or raise batch_size.")
 
     def sum_gradients(self, parameters, weight):
         """Replace each parameter's gradient (of this process's mean loss) by the
@@ -109,26 +227,28 @@ class Replicas:
         labels.copy_(torch.where(held > 0, coded - 1, labels))
         return labels
 
-    def agree_on_input(self, prepare, params):
-        """``prepare()`` (the validation of X and the parameters), checked to agree
-        across the processes: returns what it returns.
+    def agree_on_input(self, validate, params, sharded=False):
+        """``validate()`` (the validation of X, which it returns), checked to agree
+        across the processes: returns ``(X, group)``, ``group`` being these
+        processes with the rows of each when ``sharded``.
 
-        Every process of a data-parallel fit must pass the same X and the same
-        parameters; a process whose validation fails, or whose X or parameters
-        differ from process 0's, would leave the others waiting in a collective
-        that never matches (gloo aborts with "Received data size doesn't match
-        expected size"). So every process validates, then all exchange what
-        they found (an error, or X's rows, features, dtype and a hash of its
-        values, and the parameters): a process whose validation failed raises
-        its own error, the others a ``ValueError`` that quotes it; on a
-        difference every process raises the same ``ValueError`` naming it.
-        Alone, ``prepare()`` runs as it is."""
+        Every process of a data-parallel fit must pass the same parameters, and
+        the same X unless ``sharded`` (then X's features and dtype must agree);
+        a process whose validation fails, or whose X or parameters differ from
+        process 0's, would leave the others waiting in a collective that never
+        matches (gloo aborts with "Received data size doesn't match expected
+        size"). So every process validates, then all exchange what they found
+        (an error, or X's rows, features, dtype and a hash of its values, the
+        parameters and ``sharded``): a process whose validation failed raises its
+        own error, the others a ``ValueError`` that quotes it; on a difference
+        every process raises the same ``ValueError`` naming it. Alone,
+        ``validate()`` runs as it is."""
         if self.alone:
-            return prepare()
+            return validate(), self
         error, report = None, None
         try:
-            prepared = prepare()
-            report = input_fingerprint(prepared.X, params)
+            X = validate()
+            report = input_fingerprint(X, params, sharded)
         except Exception as exc:  # noqa: BLE001 - reported to every process below
             error = exc
         reports = [None] * self.world_size
@@ -145,18 +265,28 @@ class Replicas:
                 f"Data-parallel fit stopped in every process: the input of "
                 f"{len(failed)} of {self.world_size} processes failed validation "
                 f"({lines}).")
-        differences = input_differences([report for _, report in reports])
-        if differences:
+        reports = [report for _, report in reports]
+        differences = input_differences(reports)
+        if differences and not any(r["sharded"] for r in reports):
             raise ValueError(
                 "Data-parallel fit stopped in every process: every process must "
                 "pass the same X and the same parameters (each trains on its share "
                 "of every global minibatch, drawn from the whole of X), but "
-                + "; ".join(differences) + ". Sharded input, each process passing "
-                "only its own rows, is not supported: give every process the whole "
-                "data, e.g. one numpy.memmap on a shared filesystem (np.load(path, "
-                "mmap_mode='r')), from which each process reads only the rows of "
-                "its shares.")
-        return prepared
+                + "; ".join(differences) + ". If each process passes only its own "
+                "rows of the data, say so with fit(X, sharded=True); or give every "
+                "process the whole data, e.g. one numpy.memmap on a shared "
+                "filesystem (np.load(path, mmap_mode='r')), from which each process "
+                "reads only the rows of its shares.")
+        if differences:
+            raise ValueError(
+                "Data-parallel fit stopped in every process: with sharded input "
+                "every process passes its own rows, with the same features, dtype "
+                "and parameters and fit(X, sharded=True) in every process, but "
+                + "; ".join(differences) + ".")
+        if sharded:
+            return X, Replicas(self.rank, self.world_size,
+                               [r["rows"] for r in reports])
+        return X, self
 
 
 # Parameters that may differ between the processes of one fit: random_state is
@@ -165,11 +295,14 @@ class Replicas:
 _LOCAL_PARAMS = ("random_state", "verbose", "memory")
 
 
-def input_fingerprint(X, params):
+def input_fingerprint(X, params, sharded=False):
     """What the processes of a data-parallel fit must agree on: X's rows,
     features and dtype, a hash of its values (as validated; a memory-mapped X by
-    its block-by-block scan) and the parameters (their reprs)."""
-    if hasattr(X, "digest"):  # out-of-core rows (_outofcore.MappedRows)
+    its block-by-block scan; not with sharded input, whose values differ), the
+    parameters (their reprs) and whether the input is sharded."""
+    if sharded:
+        digest = None
+    elif hasattr(X, "digest"):  # out-of-core rows (_outofcore.MappedRows)
         digest = X.digest()
     else:
         h = hashlib.blake2b(digest_size=16)
@@ -182,18 +315,24 @@ def input_fingerprint(X, params):
     return {"rows": int(X.shape[0]), "features": int(X.shape[1]),
             "dtype": str(X.dtype), "values": digest,
             "parameters": {k: repr(v) for k, v in sorted(params.items())
-                           if k not in _LOCAL_PARAMS}}
+                           if k not in _LOCAL_PARAMS},
+            "sharded": bool(sharded)}
 
 
 def input_differences(reports):
     """What differs between process 0's fingerprint and the others' (phrases,
     one per kind of difference), from :func:`input_fingerprint`'s reports."""
     first, differences = reports[0], []
-    for what in ("rows", "features", "dtype"):
+    sharded = [r.get("sharded", False) for r in reports]
+    if any(v != sharded[0] for v in sharded):
+        differences.append(f"fit's sharded differs ({_by_process(sharded)})")
+    for what in ("features", "dtype") if all(sharded) else ("rows", "features",
+                                                             "dtype"):
         values = [r[what] for r in reports]
         if any(v != values[0] for v in values):
             differences.append(f"X's {what} differ ({_by_process(values)})")
-    if not differences and any(r["values"] != first["values"] for r in reports):
+    if (not differences and not any(sharded)
+            and any(r["values"] != first["values"] for r in reports)):
         others = [rank for rank, r in enumerate(reports)
                   if r["values"] != first["values"]]
         differences.append("X has the same shape but other values in process(es) "

@@ -61,6 +61,37 @@ class TrainingDivergedError(FloatingPointError):
     """Training kept producing non-finite values although the step was lowered."""
 
 
+def epoch_batches(order, batch_size, replicas=ALONE):
+    """The steps of an epoch: ``(idx, part)`` for each minibatch, ``idx`` the
+    rows of this process's X that it computes (from ``order``, its shuffle of
+    them) and ``part`` (a :class:`Part`) where they lie in the global batch.
+
+    Alone or with replicated input, ``order`` shuffles the whole data alike in
+    every process: batches of ``batch_size`` rows in turn, each split into the
+    processes' shares (a batch with fewer rows than processes is skipped). With
+    sharded input, each process's ``order`` shuffles its own rows: the epoch has
+    ``ceil(n_rows / batch_size)`` steps over the union's rows, and step ``s`` takes
+    the ``s``-th of that many near-equal pieces of every process's order, process
+    0's first in the global batch."""
+    if not replicas.sharded:
+        for batch in iter_batches(len(order), batch_size):
+            idx = order[batch]
+            if len(idx) < replicas.world_size:
+                continue
+            part = Part(replicas.share(len(idx)), len(idx))
+            yield idx[part.rows], part
+        return
+    shard_rows = torch.tensor(replicas.shard_rows)
+    n_steps = math.ceil(int(shard_rows.sum()) / batch_size)
+    rank = replicas.rank
+    for step in range(n_steps):
+        first = step * shard_rows // n_steps
+        counts = (step + 1) * shard_rows // n_steps - first
+        start = int(counts[:rank].sum())
+        yield (order[int(first[rank]):int(first[rank] + counts[rank])],
+               Part(slice(start, start + int(counts[rank])), int(counts.sum())))
+
+
 def _snapshot(net, optimizer):
     return ({k: v.detach().clone() for k, v in net.state_dict().items()},
             copy.deepcopy(optimizer.state_dict()))
@@ -96,9 +127,9 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
     ``step(x, idx, part)`` returns the mean loss of the rows ``x`` (ids ``idx``);
     ``part`` is a :class:`Part` of the global batch: all of it, except in
     data-parallel training (``replicas``, see :mod:`._distributed`), where each
-    process is given its share of every batch (a batch with fewer rows than
-    processes is skipped), the epoch's loss is summed over the processes, and
-    ``step`` must sum its gradients over them (weighted by ``part.weight``).
+    process is given its part of every batch (:func:`epoch_batches`), the
+    epoch's loss is summed over the processes, and ``step`` must sum its
+    gradients over them (weighted by ``part.weight``).
     After each epoch the learning rate is multiplied by ``lr_factor(epoch)``
     (default: ``config.lr_decay``) but not below ``lr_floor``.
     ``on_epoch_end(epoch, mean_loss)`` may return True to stop early.
@@ -114,7 +145,8 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
     modules always match the epochs reported.
     """
     n_samples = X.shape[0]
-    steps_per_epoch = math.ceil(n_samples / config.batch_size)
+    steps_per_epoch = math.ceil(replicas.n_rows(n_samples) / config.batch_size)
+    shuffler = replicas.shuffling_generator(generator)
     if lr_factor is None:
         def lr_factor(epoch):
             return config.lr_decay
@@ -135,18 +167,14 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
         while len(losses) < n_epochs:
             epoch = len(losses)
             if hasattr(X, "epoch_order"):  # out-of-core X: see _outofcore
-                order = X.epoch_order(generator)
+                order = X.epoch_order(shuffler)
             else:
-                order = torch.randperm(n_samples, generator=generator,
-                                       device=generator.device)
+                order = torch.randperm(n_samples, generator=shuffler,
+                                       device=shuffler.device)
             total = torch.zeros((), device=X.device)
             n_seen = 0
-            for batch in iter_batches(n_samples, config.batch_size):
-                idx = order[batch]
-                if len(idx) < replicas.world_size:
-                    continue
-                part = Part(replicas.share(len(idx)), len(idx))
-                idx = idx[part.rows].to(X.device)
+            for idx, part in epoch_batches(order, config.batch_size, replicas):
+                idx = idx.to(X.device)
                 loss = step(X[idx], idx, part)
                 if reference is None:  # the loss at the phase's starting point
                     reference = float(loss if replicas.alone else

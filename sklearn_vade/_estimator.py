@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
 
 from ._dask import blockwise, is_dask_array
 from ._data import feature_scaling
-from ._distributed import replicas
+from ._distributed import ALONE, replicas
 from ._inference import (
     decode,
     evaluate_fitted,
@@ -378,7 +378,7 @@ class VaDEClustering(
 
     # ------------------------------------------------------------------ fitting
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, sharded=False):
         """Pretrain, initialise and train VaDE on X.
 
         A KeyboardInterrupt (Ctrl-C) during pretraining or training ends fit early
@@ -399,10 +399,21 @@ class VaDEClustering(
             infinity is reported with the rows that hold it. Inside an
             initialised ``torch.distributed`` process group of several
             processes, every process passes the same X and trains on its share
-            of each batch; all end with the same model (see the user guide's
-            "Scaling up" page).
+            of each batch, or, with ``sharded=True``, its own rows of the data;
+            all end with the same model (see the user guide's "Scaling up"
+            page).
         y : Ignored
             Not used, present for API consistency by convention.
+        sharded : bool, default=False
+            Only inside a ``torch.distributed`` process group of several
+            processes: True when each process passes its own rows of the data
+            (with the same features, dtype and parameters in every process). The
+            model is fitted to the union of the processes' rows, as if one
+            process had fitted all of them; ``labels_`` are those of this
+            process's rows, ``lower_bound_`` is the bound over all of them.
+            Every process must hold at least one row per minibatch of an epoch
+            (``ceil(n_rows / batch_size)`` rows). Ignored outside a process
+            group.
 
         Returns
         -------
@@ -413,8 +424,9 @@ class VaDEClustering(
         with unchanged_on_error(self):
             continuing = self.warm_start and hasattr(self, "_state")
             # in data-parallel training every process checks that all agree
-            prep = replicas().agree_on_input(lambda: self._prepare(X, continuing),
-                                             self.get_params())
+            X, group = replicas().agree_on_input(
+                lambda: self._validate(X, continuing), self.get_params(), sharded)
+            prep = self._configure(X, continuing, group)
             memory = None if self.memory is None else check_memory(self.memory)
             # the same seeds on every process of data-parallel training
             rng = prep.replicas.broadcast_object(local_random_state(self.random_state))
@@ -430,16 +442,21 @@ class VaDEClustering(
                     best = run
                 if run.interrupted:
                     break
-            self._set_fitted_state(best, prep.X, prep.config, prep.offset, prep.scale)
+            self._set_fitted_state(best, prep.X, prep.config, prep.offset, prep.scale,
+                                   prep.replicas)
             if prep.replicas.is_main:  # the same warnings would come from every process
                 self._warn_about_fit(best, prep.config)
         return self
 
-    def _prepare(self, X, continuing):
-        """Validate X and the parameters; resolve the fit's configuration.
+    def _prepare(self, X, continuing, group=ALONE):
+        """Validate X and the parameters; resolve the fit's configuration
+        (:meth:`_validate`, then :meth:`_configure`)."""
+        return self._configure(self._validate(X, continuing), continuing, group)
 
-        A ``numpy.memmap`` is validated without reading it (shape and features
-        here; its values by the scans of :class:`~._outofcore.MappedRows`)."""
+    def _validate(self, X, continuing):
+        """X validated: a numpy array, a CSR matrix or, for a ``numpy.memmap``,
+        a :class:`~._outofcore.MappedRows` (validated without reading it: shape
+        and features here, its values by its scans)."""
         if is_mapped(X):
             validate_data(self, X, dtype="numeric", ensure_all_finite=False,
                           reset=not continuing)
@@ -448,17 +465,25 @@ class VaDEClustering(
             X = validate_data(self, X, dtype=[np.float64, np.float32],
                               accept_sparse=("csr", "csc"), reset=not continuing)
             X = X.tocsr() if sp.issparse(X) else X
+        return X
+
+    def _configure(self, X, continuing, group):
+        """The :class:`~._run.Prepared` fit of the validated X by the processes
+        ``group`` (see :mod:`._distributed`): the parameters checked and resolved
+        against the data (with sharded input, against every process's rows: their
+        number, value range and feature moments)."""
         check_hidden_layer_sizes(self.hidden_layer_sizes)
         device = resolve_device(self.device)
-        config = check_params_vs_input(self.get_params(), X, device)
+        config = check_params_vs_input(self.get_params(), X, device, group)
+        group.check_shards(config.batch_size)
         if continuing:
-            config = self._continuation_config(config, X)
+            config = self._continuation_config(config, X, group)
             offset, scale = self._x_offset, self._x_scale
         else:
-            offset, scale = feature_scaling(X, config.likelihood)
-        return Prepared.from_validated(X, config, device, offset, scale)
+            offset, scale = feature_scaling(X, config.likelihood, group)
+        return Prepared.from_validated(X, config, device, offset, scale, group)
 
-    def _continuation_config(self, config, X):
+    def _continuation_config(self, config, X, group=ALONE):
         """The configuration of a warm-started fit: the network and likelihood of
         the previous fit, which the parameters must not contradict."""
         fitted = self._config
@@ -477,7 +502,7 @@ class VaDEClustering(
                 "warm_start=False to fit a new model."
             )
         if fitted["likelihood"] == "bernoulli":
-            resolve_likelihood("bernoulli", X)  # X must still lie in [0, 1]
+            resolve_likelihood("bernoulli", X, group)  # X must still lie in [0, 1]
         # a continued fit has no initial partition, so no anchored warm-up: the
         # "auto" budget is the joint epochs alone
         max_epochs = config.max_epochs
@@ -486,9 +511,12 @@ class VaDEClustering(
         return config._replace(likelihood=fitted["likelihood"], warmup_epochs=0,
                                max_epochs=max_epochs)
 
-    def _set_fitted_state(self, run, X, config, offset, scale):
-        """Keep the best run, put occupied components first, run a final E-step."""
-        occupied = np.unique(run.evaluation.log_gamma.argmax(axis=1))
+    def _set_fitted_state(self, run, X, config, offset, scale, group=ALONE):
+        """Keep the best run, put occupied components first (occupied over every
+        process's rows with sharded input), run a final E-step."""
+        occupancy = group.sum_over_shards(np.bincount(
+            run.evaluation.log_gamma.argmax(axis=1), minlength=config.n_clusters))
+        occupied = np.flatnonzero(occupancy)
         order = np.concatenate([occupied, np.setdiff1d(np.arange(config.n_clusters),
                                                        occupied)])
         state = permute_components(run.state, order)

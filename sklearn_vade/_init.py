@@ -98,15 +98,24 @@ def initialise_mixture(net, X, config, rng, replicas=ALONE):
     """Partition the latent means of X, copy the partition's mixture into the
     prior and narrow the encoder's variances. Returns the :class:`Partition`.
 
-    In data-parallel training (``replicas``), process 0 computes the start and
-    every process receives it, with the state of process 0's ``rng`` after it."""
+    In data-parallel training (``replicas``), process 0 computes the start (with
+    sharded input, from every process's latent means) and every process receives
+    it, with the state of process 0's ``rng`` after it; with sharded input the
+    partition's labels are then those of the process's own rows."""
     start = None
-    if replicas.is_main:
+    if replicas.sharded:
+        mu = replicas.gather_rows(
+            encode_means(net, X, config.batch_size).double().cpu().numpy())
+    elif replicas.is_main:
         mu = encode_means(net, X, config.batch_size).double().cpu().numpy()
+    if replicas.is_main:
         start = initial_partition(mu, config.n_clusters, config.init_params, rng)
     if not replicas.alone:
         start, rng_state = replicas.broadcast_object((start, rng.get_state()))
         rng.set_state(rng_state)
+    if replicas.sharded:
+        first = replicas.row_offset
+        start = start._replace(labels=start.labels[first:first + X.shape[0]])
     net.prior.set_parameters(start.weights, start.means, start.variances)
     # q(z|x) starts narrow relative to every component, so that sampled codes do not
     # jump between components before the encoder's variances are learnt.

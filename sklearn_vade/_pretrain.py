@@ -43,8 +43,8 @@ def pretrain_autoencoder(net, X, config, generator, progress, replicas=ALONE):
     After training, the latent space is rescaled to unit overall standard deviation
     (without changing the autoencoder's function), so that the mixture prior starts on
     a scale independent of the data. In data-parallel training (``replicas``),
-    each process trains on its share of every batch and process 0 measures the
-    spread.
+    each process trains on its part of every batch and the spread is measured
+    over the whole data (:func:`latent_spread`).
     """
     result = PretrainResult(losses=[])
     if config.pretrain_epochs > 0:
@@ -62,12 +62,26 @@ def pretrain_autoencoder(net, X, config, generator, progress, replicas=ALONE):
         result = PretrainResult(*run_epochs(X, config, config.pretrain_epochs, step,
                                             generator, progress, "pretraining",
                                             optimizer, net, replicas=replicas))
-    spread = None
-    if replicas.is_main:
-        spread = float(encode_means(net, X, config.batch_size).std())
-    spread = replicas.broadcast_object(spread)
+    spread = latent_spread(net, X, config.batch_size, replicas)
     # codes without spread (one sample: NaN; a collapsed encoder: ~0) are left as
     # they are
     if math.isfinite(spread) and spread > 1e-6:
         net.rescale_latent(1.0 / spread)
     return result
+
+
+def latent_spread(net, X, batch_size, replicas=ALONE):
+    """The standard deviation of all the latent means' values over the data: by
+    process 0 from the whole of X, or with sharded input pooled from every
+    process's rows; the same on every process."""
+    if not replicas.sharded:
+        spread = None
+        if replicas.is_main:
+            spread = float(encode_means(net, X, batch_size).std())
+        return replicas.broadcast_object(spread)
+    mu = encode_means(net, X, batch_size).double()
+    mean, variance = replicas.pooled_moments(
+        mu.mean().cpu().numpy(), mu.var(correction=0).cpu().numpy(), mu.numel())
+    n_values = replicas.n_rows(len(mu)) * mu.shape[1]
+    # torch's std: the unbiased estimate
+    return math.sqrt(float(variance) * n_values / max(n_values - 1, 1))

@@ -44,9 +44,12 @@ class Prepared(NamedTuple):
     replicas: object  # the processes training together (see _distributed)
 
     @classmethod
-    def from_validated(cls, X, config, device, offset, scale):
+    def from_validated(cls, X, config, device, offset, scale, group=None):
+        """``group``: the processes fitting together (default: the current
+        ``torch.distributed`` group, see :func:`~._distributed.replicas`)."""
         return cls(X, config, device, offset, scale,
-                   training_rows(X, offset, scale, device), replicas())
+                   training_rows(X, offset, scale, device),
+                   replicas() if group is None else group)
 
     def network(self, generator):
         """A new float32 network of this fit's spec on the training device."""
@@ -253,7 +256,8 @@ def fit_single(prep, seed, rng, verbose=0, warm_state=None, memory=None):
     clock.lap("evaluation")
     return Run(state=state, pretrain_losses=pretrain_losses, history=train.history,
                n_iter=train.n_epochs, converged=train.converged and not interrupted,
-               lower_bound=float(np.mean(evaluation.elbo)), timings=clock.laps,
+               lower_bound=replicas.mean_over_data(evaluation.elbo),
+               timings=clock.laps,
                evaluation=evaluation, interrupted=interrupted,
                recoveries=recoveries + train.recoveries,
                kept_epochs=train.kept_epochs, emptied=train.emptied,

@@ -6,7 +6,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from sklearn.metrics import adjusted_rand_score
 
 from . import _elbo
 from ._distributed import ALONE
@@ -175,8 +174,9 @@ class JointPhase:
         self.labels = torch.full((X.shape[0],), -1, dtype=torch.long,
                                  device=X.device)
         self.previous = self.labels.clone()
-        # rows of this process's shares in the epoch (data-parallel training)
-        self.mine = None if replicas.alone else torch.zeros(
+        # rows of this process's shares in the epoch (replicated input: every
+        # process labels its shares; with sharded input it labels all its rows)
+        self.mine = None if replicas.alone or replicas.sharded else torch.zeros(
             X.shape[0], dtype=torch.bool, device=X.device)
         self.term_sums = torch.zeros(len(TERM_NAMES), device=X.device)
         self.n_rows = 0  # rows of the epoch's batches so far
@@ -232,15 +232,21 @@ class JointPhase:
         if self.mine is not None:
             self.replicas.merge_labels_(self.labels, self.mine)
             self.mine.zero_()
-        changed = float((self.labels != self.previous).float().mean())
+        replicas = self.replicas
+        n_changed = int((self.labels != self.previous).sum())
+        changed = float(replicas.sum_over_shards(np.int64(n_changed))
+                        / replicas.n_rows(len(self.labels)))
         self.previous.copy_(self.labels)
-        terms = (self.replicas.sum_(self.term_sums) / self.n_rows).tolist()
+        terms = (replicas.sum_(self.term_sums) / self.n_rows).tolist()
         self.term_sums.zero_()
         self.n_rows = 0
         current = self.labels.cpu().numpy()
-        occupancy = np.bincount(current, minlength=self.n_components).tolist()
-        agreement = (None if self.anchor is None else
-                     float(adjusted_rand_score(self.anchor, current)))
+        occupancy = replicas.sum_over_shards(
+            np.bincount(current, minlength=self.n_components)).tolist()
+        agreement = None
+        if self.anchor is not None:
+            agreement = adjusted_rand_index(replicas.sum_over_shards(
+                contingency(self.anchor, current, self.n_components)))
         elbo = float(sum(terms))
         if self.warmup_served(epoch, agreement, elbo):
             self.end_warmup(epoch + 1)
@@ -350,9 +356,10 @@ def _clone_state(net):
 @torch.no_grad()
 def _n_empty(net, X, batch_size, replicas=ALONE):
     """Components that no sample of X falls in (argmax gamma at the posterior
-    means); in data-parallel training each process looks at its share of X."""
+    means); in data-parallel training each process looks at its own rows
+    (:meth:`~._distributed.Replicas.own_rows`)."""
     prior = net.prior
-    mu = encode_means(net, X, batch_size, replicas.share(X.shape[0]))
+    mu = encode_means(net, X, batch_size, replicas.own_rows(X.shape[0]))
     # in chunks: gamma's intermediate (rows, K, d) tensors of all rows at once
     # took 1.6 GB on 2,000,000 rows (an out-of-core fit)
     used = torch.zeros(prior.mu_c.shape[0], dtype=torch.bool, device=mu.device)
@@ -366,3 +373,29 @@ def _n_empty(net, X, batch_size, replicas=ALONE):
 
 # Rows whose responsibilities _n_empty computes at once.
 _GAMMA_CHUNK = 65536
+
+
+def contingency(first, second, n_labels):
+    """The (n_labels, n_labels) counts of rows by their labels in two partitions."""
+    return np.bincount(np.asarray(first) * n_labels + np.asarray(second),
+                       minlength=n_labels * n_labels).reshape(n_labels, n_labels)
+
+
+def adjusted_rand_index(table):
+    """The adjusted Rand index of two partitions from their contingency table,
+    computed as :func:`sklearn.metrics.adjusted_rand_score` computes it (so that
+    tables summed over the processes of a sharded fit give the index of the
+    whole data)."""
+    table = np.asarray(table, dtype=np.int64)
+    n = int(table.sum())
+    squares = int((table ** 2).sum())
+    by_first, by_second = table.sum(axis=1), table.sum(axis=0)
+    both = squares - n  # pairs together in both (times two)
+    only_second = int(table.dot(by_second).sum()) - squares
+    only_first = int(table.T.dot(by_first).sum()) - squares
+    neither = n * n - only_second - only_first - squares
+    if only_first == 0 and only_second == 0:
+        return 1.0
+    return 2.0 * (both * neither - only_first * only_second) / (
+        (both + only_first) * (only_first + neither)
+        + (both + only_second) * (only_second + neither))

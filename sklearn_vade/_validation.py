@@ -6,6 +6,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ._distributed import ALONE
 from ._outofcore import MappedRows
 from ._utils import fast_dtype
 
@@ -111,12 +112,15 @@ def resolve_precision(precision, device):
     return fast_dtype(device)
 
 
-def resolve_likelihood(likelihood, X):
-    """``"auto"``: Bernoulli when all of X lies in [0, 1], else Gaussian."""
+def resolve_likelihood(likelihood, X, group=ALONE):
+    """``"auto"``: Bernoulli when all of X lies in [0, 1], else Gaussian (with
+    sharded input, all of every process's X: ``group``, see
+    :mod:`._distributed`)."""
     if isinstance(X, MappedRows):
         x_min, x_max = X.value_range()  # a scan, kept for the next call
     else:
         x_min, x_max = float(X.min()), float(X.max())
+    x_min, x_max = group.extremes(x_min, x_max)
     in_unit = x_min >= 0.0 and x_max <= 1.0
     if likelihood == "bernoulli" and not in_unit:
         raise ValueError(
@@ -129,10 +133,11 @@ def resolve_likelihood(likelihood, X):
     return likelihood
 
 
-def check_params_vs_input(params, X, device):
+def check_params_vs_input(params, X, device, group=ALONE):
     """Check the estimator's parameters (``get_params()``) against X and return
-    the resolved :class:`FitConfig`."""
-    n_samples = X.shape[0]
+    the resolved :class:`FitConfig`. With sharded input (``group``, see
+    :mod:`._distributed`), X is every process's rows."""
+    n_samples = group.n_rows(X.shape[0])
     if n_samples < params["n_clusters"]:
         raise ValueError(
             f"n_samples={n_samples} should be >= n_clusters={params['n_clusters']}: "
@@ -152,7 +157,7 @@ def check_params_vs_input(params, X, device):
         n_clusters=params["n_clusters"],
         latent_dim=params["latent_dim"],
         hidden_layer_sizes=tuple(int(h) for h in params["hidden_layer_sizes"]),
-        likelihood=resolve_likelihood(params["likelihood"], X),
+        likelihood=resolve_likelihood(params["likelihood"], X, group),
         pi_update=params["pi_update"],
         pretrain_epochs=_auto_epochs(params["pretrain_epochs"], steps,
                                      min(max(n_samples, PRETRAIN_STEPS),

@@ -164,9 +164,147 @@ def test_processes_that_disagree_on_the_input_stop_with_one_clear_error(
     assert returncode != 0
     assert stderr.count("ValueError: Data-parallel fit stopped in every process") >= 2
     assert stderr.count(what) >= 2, stderr[-3000:]
-    assert stderr.count("Sharded input, each process passing only its own rows, "
-                        "is not supported") >= 2
+    assert stderr.count("If each process passes only its own rows of the data, "
+                        "say so with fit(X, sharded=True)") >= 2
     assert "Received data size" not in stderr and "Connection reset" not in stderr
+
+
+@needs_distributed
+def test_two_processes_fit_one_model_to_their_own_rows(tmp_path, digits):
+    """Sharded input: process 0 passes 1,200 digits, process 1 the other 597. Both
+    end with the same model, fitted to all 1,797: labels_ of their own rows, the
+    bound over all rows, the history's counts over all rows, the data's range
+    and moments pooled exactly."""
+    X, y = digits
+    rank0, rank1 = _torchrun(tmp_path, "--sharded")
+    for key in rank0["state"]:
+        np.testing.assert_array_equal(rank0["state"][key], rank1["state"][key])
+    assert rank0["history"] == rank1["history"]
+    assert rank0["lower_bound"] == rank1["lower_bound"]
+    assert len(rank0["labels"]) == 1200 and len(rank1["labels"]) == 597
+    labels = np.concatenate([rank0["labels"], rank1["labels"]])
+    np.testing.assert_array_equal(
+        labels, np.concatenate([rank0["predicted"], rank1["predicted"]]))
+    np.testing.assert_array_equal(rank0["proba"], rank1["proba"])
+    # the bound over every row, as score computes it on the whole data
+    np.testing.assert_allclose(rank0["lower_bound"], rank0["score"], rtol=1e-10)
+    assert all(sum(h["occupancy"]) == len(X) for h in rank0["history"])
+    assert cluster_accuracy(y, labels) > 0.6  # replicated input: 0.67
+    (offset, scale), extremes = rank1["pooled"]
+    np.testing.assert_allclose(offset, X.mean(axis=0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(scale[X.std(axis=0) > 0], X.std(axis=0)[
+        X.std(axis=0) > 0], rtol=1e-10)
+    assert extremes == (X.min(), X.max())
+
+
+@needs_distributed
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sharded_memory_mapped_rows(tmp_path, digits):
+    """Each process's rows a slice of one memory-mapped file: read out of core,
+    fitted as one model."""
+    path = tmp_path / "digits.npy"
+    np.save(path, digits[0].astype(np.float32))
+    rank0, rank1 = _torchrun(tmp_path, "--memmap", str(path), "--quick", "--sharded")
+    for key in rank0["state"]:
+        np.testing.assert_array_equal(rank0["state"][key], rank1["state"][key])
+    assert len(rank0["labels"]) + len(rank1["labels"]) == len(digits[0])
+
+
+@needs_distributed
+@pytest.mark.parametrize("misuse, what", [
+    ("small-shard", "every process needs at least one row per step of an epoch "
+                    "(10 steps of batch_size=128 over 1205 rows), but the "
+                    "processes hold 1200, 5 rows"),
+    ("sharded-flag", "fit's sharded differs (process 0: True, process 1: False)"),
+])
+def test_sharded_processes_that_disagree_stop_with_one_clear_error(
+        tmp_path, misuse, what):
+    returncode, stderr = _torchrun_failing(tmp_path, "--quick", "--sharded",
+                                           "--misuse", misuse)
+    assert returncode != 0
+    assert stderr.count("ValueError: Data-parallel fit stopped in every process") >= 2
+    assert stderr.count(what) >= 2, stderr[-3000:]
+
+
+def _parts_of_an_epoch(shard_rows, batch_size):
+    """Each process's (rows of its order, part) for every step of an epoch."""
+    from sklearn_vade._engine import epoch_batches
+
+    return [list(epoch_batches(torch.arange(n), batch_size,
+                               Replicas(rank, len(shard_rows), shard_rows)))
+            for rank, n in enumerate(shard_rows)]
+
+
+@pytest.mark.parametrize("shard_rows, batch_size", [((7, 9, 11), 4), ((600, 597), 128),
+                                                    ((3, 3), 6)])
+def test_sharded_epochs_take_every_row_once_in_global_batches(shard_rows, batch_size):
+    by_rank = _parts_of_an_epoch(shard_rows, batch_size)
+    n_steps = -(-sum(shard_rows) // batch_size)
+    assert all(len(steps) == n_steps for steps in by_rank)
+    for rank, steps in enumerate(by_rank):
+        # every row of the process once, every step a non-empty piece
+        np.testing.assert_array_equal(torch.cat([idx for idx, _ in steps]),
+                                      torch.arange(shard_rows[rank]))
+        assert min(len(idx) for idx, _ in steps) >= 1
+    for step in range(n_steps):
+        parts = [steps[step][1] for steps in by_rank]
+        # the processes' parts tile one global batch, process 0's first
+        assert len({part.n_batch for part in parts}) == 1
+        assert parts[0].rows.start == 0 and parts[-1].rows.stop == parts[0].n_batch
+        assert all(a.rows.stop == b.rows.start for a, b in zip(parts, parts[1:]))
+        assert sum(part.weight for part in parts) == pytest.approx(1.0)
+        assert parts[0].n_batch <= batch_size + len(shard_rows)
+    assert sum(steps[0][1].n_batch for steps in zip(*by_rank)) == sum(shard_rows)
+
+
+def test_replicated_epochs_split_each_batch_into_shares():
+    from sklearn_vade._engine import epoch_batches
+
+    order = torch.randperm(10)
+    steps = list(epoch_batches(order, 4, Replicas(1, 2)))
+    # batches of 4, 4 and 2 rows; process 1 computes the second half of each
+    assert [part.n_batch for _, part in steps] == [4, 4, 2]
+    np.testing.assert_array_equal(torch.cat([idx for idx, _ in steps]),
+                                  order[[2, 3, 6, 7, 9]])
+    alone = list(epoch_batches(order, 4))
+    np.testing.assert_array_equal(torch.cat([idx for idx, _ in alone]), order)
+
+
+def test_shards_too_small_for_a_step_each_are_refused():
+    Replicas(0, 2, (600, 597)).check_shards(128)  # 10 steps: fine
+    with pytest.raises(ValueError, match="at least one row per step"):
+        Replicas(1, 2, (1790, 7)).check_shards(128)  # 15 steps
+
+
+def test_sharded_reports_differ_only_in_what_matters():
+    X = np.arange(12.0).reshape(4, 3)
+    params = {"n_clusters": 2}
+    first = input_fingerprint(X, params, sharded=True)
+    # other rows, other values: the shards of one data set
+    assert input_differences([first, input_fingerprint(X[:2] + 1, params,
+                                                       sharded=True)]) == []
+    assert input_differences([first, input_fingerprint(X[:, :2], params,
+                                                       sharded=True)]) == [
+        "X's features differ (process 0: 3, process 1: 2)"]
+    assert "fit's sharded differs (process 0: True, process 1: False)" in (
+        input_differences([first, input_fingerprint(X, params)]))
+
+
+def test_the_agreement_index_of_a_contingency_table_is_sklearns():
+    from sklearn_vade._training import adjusted_rand_index, contingency
+
+    rng = np.random.RandomState(0)
+    for n_labels, n_rows in [(1, 5), (3, 40), (10, 500)]:
+        first = rng.randint(n_labels, size=n_rows)
+        for second in (first, rng.randint(n_labels, size=n_rows)):
+            table = contingency(first, second, n_labels)
+            assert adjusted_rand_index(table) == adjusted_rand_score(first, second)
+            # tables of two halves of the rows add up to the whole's
+            half = n_rows // 2
+            assert adjusted_rand_index(
+                contingency(first[:half], second[:half], n_labels)
+                + contingency(first[half:], second[half:], n_labels)
+            ) == adjusted_rand_score(first, second)
 
 
 def test_agreeing_reports_show_no_difference():

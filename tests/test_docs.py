@@ -87,7 +87,7 @@ def test_the_blocks_are_found():
     # the scaling page's blocks are each dask's, Spark's or torch.distributed's
     dask, spark = scaling_blocks("dask"), scaling_blocks("pyspark")
     distributed = scaling_blocks("torch.distributed")
-    assert len(dask) >= 1 and len(spark) == 1 and len(distributed) == 1
+    assert len(dask) >= 1 and len(spark) == 1 and len(distributed) == 2
     assert len(dask) + len(spark) + len(distributed) == len(
         python_blocks(ROOT / "docs" / "scaling.rst"))
     commands = literal_commands(section(ROOT / "README.rst", "Command line"))
@@ -245,7 +245,8 @@ def test_scaling_page_distributed_script(small_digits, tmp_path):
 
     import joblib
 
-    (block,) = scaling_blocks("torch.distributed")
+    (block,) = [b for b in scaling_blocks("torch.distributed")
+                if "sharded=True" not in b]
     script = tmp_path / "fit_distributed.py"
     script.write_text(
         "from sklearn_vade import VaDEClustering as _VaDE\n"
@@ -264,3 +265,35 @@ def test_scaling_page_distributed_script(small_digits, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     model = joblib.load(tmp_path / "model.joblib")
     assert model.predict(small_digits[0]).shape == (300,)
+
+
+def test_scaling_page_sharded_script(small_digits, tmp_path):
+    """The scaling page's sharded script, launched as the page launches the
+    other (two CPU processes), each on its own part of the first 300 digits
+    (180 and 120 rows) with TINY's defaults: every process labels its own rows,
+    and the model labels the union as the processes did."""
+    if not importlib.util.find_spec("torch.distributed"):
+        pytest.skip("this torch build has no torch.distributed")
+    import subprocess
+
+    import joblib
+
+    (block,) = [b for b in scaling_blocks("torch.distributed")
+                if "sharded=True" in b]
+    script = tmp_path / "fit_sharded.py"
+    script.write_text(
+        "from sklearn_vade import VaDEClustering as _VaDE\n"
+        f"_VaDE.__init__.__kwdefaults__.update({TINY!r})\n" + block)
+    X = small_digits[0]
+    np.save(tmp_path / "part-0.npy", X[:180])
+    np.save(tmp_path / "part-1.npy", X[180:])
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone",
+         "--nproc-per-node", "2", str(script)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    labels = [np.load(tmp_path / f"labels-{rank}.npy") for rank in (0, 1)]
+    assert [len(part) for part in labels] == [180, 120]
+    model = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(model.predict(X), np.concatenate(labels))
