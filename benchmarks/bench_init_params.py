@@ -42,19 +42,24 @@ from bench_ablation import load
 from sklearn_vade import VaDEClustering, _init
 from sklearn_vade._metrics import cluster_accuracy
 
-STARTS = ("umap", "umap-merge", "gmm")
+STARTS = ("umap", "umap-mixture", "umap-merge", "gmm")
 
 
 def fit_once(X, y, K, seed, init_params, memory):
     """One fit; returns its record."""
-    starts = []
-    compute = _init.initial_partition
+    starts, silhouettes = [], []
+    compute, silhouette = _init.initial_partition, _init.mean_silhouette
 
     def recording(codes, n_clusters, method, rng):
         starts.append(compute(codes, n_clusters, method, rng))
         return starts[-1]
 
+    def recording_silhouette(points, labels):
+        silhouettes.append(silhouette(points, labels))
+        return silhouettes[-1]
+
     _init.initial_partition = recording
+    _init.mean_silhouette = recording_silhouette
     try:
         begin = time.perf_counter()
         with warnings.catch_warnings():
@@ -63,7 +68,7 @@ def fit_once(X, y, K, seed, init_params, memory):
                                    init_params=init_params, memory=memory).fit(X)
         seconds = time.perf_counter() - begin
     finally:
-        _init.initial_partition = compute
+        _init.initial_partition, _init.mean_silhouette = compute, silhouette
     start, history = starts[-1], model.history_
     return {"seed": seed, "init_params": init_params, "method": start.method,
             **score(y, model.labels_),
@@ -71,7 +76,10 @@ def fit_once(X, y, K, seed, init_params, memory):
             "lower_bound": model.lower_bound_,
             "start_s": model.timings_["initialisation"], "fit_s": seconds,
             "smallest": int(np.bincount(model.labels_, minlength=K).min()),
-            "final_agreement": history[-1]["init_agreement"] if history else None}
+            "final_agreement": history[-1]["init_agreement"] if history else None,
+            # the "umap" start's mean silhouettes in the embedding: the merge's,
+            # then the mixture's
+            "silhouettes": [round(v, 4) for v in silhouettes]}
 
 
 def medians(records):
@@ -103,7 +111,8 @@ def markdown(env, records):
                 ("ELBO", "lower_bound", "{:.3f}"),
                 ("smallest cluster", "smallest", "{:d}"),
                 ("agreement with the start", "final_agreement", "{:.3f}"),
-                ("start s", "start_s", "{:.1f}"), ("fit s", "fit_s", "{:.1f}")]
+                ("start s", "start_s", "{:.1f}"), ("fit s", "fit_s", "{:.1f}"),
+                ("silhouettes (merge, mixture)", "silhouettes", None)]
     lines = ["# The starts of init_params in full fits", "",
              environment_line(env), "",
              "Medians over the seeds (a fit that loaded its pretraining has the "
@@ -115,9 +124,11 @@ def markdown(env, records):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["usps-lt10", "digits"])
+    parser.add_argument("--datasets", nargs="*", default=["usps-lt10", "digits"],
+                        help="none: only the tables of the --merge records")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--starts", nargs="+", default=["umap", "umap-merge"],
+    parser.add_argument("--starts", nargs="+",
+                        default=["umap", "umap-mixture", "umap-merge"],
                         choices=STARTS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory", type=Path, default=None,
@@ -141,9 +152,14 @@ def main(argv=None):
                     records.append(record)
                     print({k: round(v, 4) if isinstance(v, float) else v
                            for k, v in record.items()}, flush=True)
-            write_json_atomic(RESULTS_DIR / "init_params_fits.json",
-                              {"environment": env, "records": records})
-            write_atomic(RESULTS_DIR / "init_params_fits.md", markdown(env, records))
+            write(env, records)
+    write(env, records)
+
+
+def write(env, records):
+    write_json_atomic(RESULTS_DIR / "init_params_fits.json",
+                      {"environment": env, "records": records})
+    write_atomic(RESULTS_DIR / "init_params_fits.md", markdown(env, records))
 
 
 if __name__ == "__main__":

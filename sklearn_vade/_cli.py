@@ -532,8 +532,11 @@ def build_parser():
     fit.add_argument("--init-params", default=defaults["init_params"],
                      choices=_choices("init_params"),
                      help="start of the mixture: umap (a manifold clustering of the "
-                     "codes) or gmm (the paper's Gaussian mixture on the codes) "
-                     "(default: %(default)s)")
+                     "codes: the mixture's partition of their UMAP embedding, or "
+                     "the merged over-clustering where its clusters are clearly "
+                     "better separated), umap-mixture or umap-merge (one of the "
+                     "two alone), or gmm (the paper's Gaussian mixture on the "
+                     "codes) (default: %(default)s)")
     fit.add_argument("--pretrain-epochs", type=_int_or_auto,
                      default=defaults["pretrain_epochs"],
                      help="autoencoder pretraining epochs, or auto (default: auto)")

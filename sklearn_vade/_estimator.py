@@ -50,7 +50,7 @@ from ._validation import (
 # Parameters and fitted attributes added since models were first saved, with the
 # value a model saved before them gets when loaded (see __setstate__).
 _ADDED_SINCE_SAVED = {"memory": None, "interrupted_": None,
-                      "inference_precision": "float64"}
+                      "inference_precision": "float64", "init_method_": None}
 
 
 class VaDEClustering(
@@ -98,23 +98,27 @@ class VaDEClustering(
         small positive value; ``weights_`` reports it normalised). ``"fixed"``: pi
         keeps its initial value.
 
-    init_params : {"umap", "umap-merge", "gmm"}, default="umap"
-        How the mixture prior is initialised from the pretrained codes.
-        ``"umap"``: the codes are embedded with UMAP (``n_clusters`` dimensions,
-        15 neighbours, ``min_dist=0``), a full-covariance Gaussian mixture is fitted
-        in that embedding ten times and the restart that agrees best with the
-        others (mean adjusted Rand index) is kept, as in N2D; pi, mu_c and sigma2_c
-        are then the weights, means and variances of each cluster's codes. Below
-        200 samples it falls back to ``"gmm"``. ``"umap-merge"``: for clusters of
-        very unequal size (the largest ten or more times the smallest): the same
-        embedding is over-clustered by mixtures with ``2 * n_clusters``
-        components, which are merged back to ``n_clusters`` by the overlap of
-        their posteriors, keeping small, separated clusters whole, with no rule on
-        cluster sizes; it loses accuracy on balanced data (see the user guide).
-        ``"gmm"``: the paper's start, a diagonal Gaussian mixture on the codes
-        (ten restarts, the most likely kept). Either way the joint phase begins
-        with an anchored warm-up on that partition (except in a fit continued by
-        ``warm_start``). See the user guide for the measured difference.
+    init_params : {"umap", "umap-mixture", "umap-merge", "gmm"}, default="umap"
+        How the mixture prior is initialised from the pretrained codes. The
+        codes are embedded with UMAP (``n_clusters`` dimensions, 15 neighbours,
+        ``min_dist=0``), as in N2D, and the embedding is partitioned; pi, mu_c
+        and sigma2_c are then the weights, means and variances of each cluster's
+        codes. ``"umap-mixture"``: a full-covariance Gaussian mixture with
+        ``n_clusters`` components is fitted in the embedding ten times and the
+        restart that agrees best with the others (mean adjusted Rand index) is
+        kept; it cuts a large class into pieces when the classes are of very
+        unequal size. ``"umap-merge"``: the embedding is over-clustered by
+        mixtures with ``2 * n_clusters`` components, which are merged back to
+        ``n_clusters`` by the overlap of their posteriors, keeping small,
+        separated clusters whole, with no rule on cluster sizes; it joins
+        classes that touch. ``"umap"``: both, keeping the partition whose
+        clusters are better separated in the embedding (the higher mean
+        silhouette); see the user guide for what it chose on the benchmark
+        sets. Below 200 samples the UMAP starts fall back to ``"gmm"``: the
+        paper's start, a diagonal Gaussian mixture on the codes (ten restarts,
+        the most likely kept). Either way the joint phase begins with an
+        anchored warm-up on that partition (except in a fit continued by
+        ``warm_start``).
 
     pretrain_epochs : int or "auto", default="auto"
         Epochs of autoencoder pretraining; 0 skips it. ``"auto"`` gives one
@@ -276,6 +280,14 @@ class VaDEClustering(
         The phase a KeyboardInterrupt (Ctrl-C) ended (see ``fit``); None when
         fit ran to its end.
 
+    init_method_ : {"umap-mixture", "umap-merge", "gmm"} or None
+        The start the model was initialised from: with the default
+        ``init_params="umap"``, which of the two UMAP partitions was kept;
+        ``"gmm"`` where a UMAP start fell back to it (under 200 samples, or
+        after an interrupted pretraining). A fit continued by ``warm_start``
+        keeps the earlier fit's; None on a model saved before this attribute
+        existed.
+
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -312,7 +324,7 @@ class VaDEClustering(
         "hidden_layer_sizes": ["array-like"],
         "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
         "pi_update": [StrOptions(set(PI_UPDATES))],
-        "init_params": [StrOptions({"umap", "umap-merge", "gmm"})],
+        "init_params": [StrOptions({"umap", "umap-mixture", "umap-merge", "gmm"})],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left"),
                             StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 0, None, closed="left"),
@@ -545,6 +557,8 @@ class VaDEClustering(
         self.n_iter_ = run.n_iter
         self.timings_ = run.timings
         self.interrupted_ = run.interrupted
+        if run.start_method is not None or not hasattr(self, "init_method_"):
+            self.init_method_ = run.start_method  # a continued fit keeps its start
         self._n_features_out = config.latent_dim
 
     def _warn_about_fit(self, run, config):

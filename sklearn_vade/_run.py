@@ -84,6 +84,8 @@ class Run(NamedTuple):
     kept_epochs: object = None  # see TrainResult
     emptied: int = 0  # see TrainResult
     kept_empty: int = 0  # see TrainResult
+    start_method: object = None  # the start that ran (Partition.method); None
+    # when the run continued an earlier fit
 
 
 class _Clock:
@@ -225,7 +227,7 @@ def fit_single(prep, seed, rng, verbose=0, warm_state=None, memory=None):
     net = prep.network(generator)
     replicas.broadcast_module_(net)  # the same start on every process
     interrupted, recoveries, max_epochs = None, 0, config.max_epochs
-    anchor = None
+    anchor, start_method = None, None
     if warm_state is not None:
         net.load_state_dict(state_tensors(warm_state, device, torch.float32))
         pretrain_losses = []
@@ -240,7 +242,7 @@ def fit_single(prep, seed, rng, verbose=0, warm_state=None, memory=None):
             net, X_train,
             config._replace(init_params="gmm") if interrupted else config, rng,
             replicas)
-        anchor = start.labels
+        anchor, start_method = start.labels, start.method
         clock.lap("initialisation")
     train = train_vade(net, X_train, config, generator, progress, max_epochs, anchor,
                        replicas)
@@ -261,4 +263,4 @@ def fit_single(prep, seed, rng, verbose=0, warm_state=None, memory=None):
                evaluation=evaluation, interrupted=interrupted,
                recoveries=recoveries + train.recoveries,
                kept_epochs=train.kept_epochs, emptied=train.emptied,
-               kept_empty=train.kept_empty)
+               kept_empty=train.kept_empty, start_method=start_method)

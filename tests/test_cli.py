@@ -469,7 +469,7 @@ def test_fit_choices_are_the_estimators_own():
     assert choices == {
         "likelihood": {"auto", "bernoulli", "gaussian"},
         "pi_update": {"em", "renormalize", "softmax", "unconstrained", "fixed"},
-        "init_params": {"umap", "umap-merge", "gmm"},
+        "init_params": {"umap", "umap-mixture", "umap-merge", "gmm"},
         "device": {"auto", "cpu", "cuda"},
         "precision": {"float32", "bfloat16", "auto"},
         "inference_precision": {"float64", "float32"},

@@ -16,8 +16,10 @@ from sklearn_vade._init import (
     classification_log_likelihood,
     cluster_moments,
     consensus_labels,
+    embedding_partition,
     entropy_merges,
     initial_partition,
+    mean_silhouette,
     merged_labels,
     merged_partition_labels,
     most_consensual,
@@ -227,7 +229,7 @@ def test_consensus_recovers_separated_blobs(rng):
 def test_manifold_start_follows_the_manifolds(rng):
     codes, y = _rings(200, rng)
     manifold = initial_partition(codes, 2, "umap", np.random.RandomState(0))
-    assert manifold.method == "umap"
+    assert manifold.method in ("umap-mixture", "umap-merge")  # the one kept
     assert adjusted_rand_score(y, manifold.labels) > 0.95
     # the prior starts at the moments of the manifold clusters' codes
     inner = manifold.labels == manifold.labels[0]
@@ -259,10 +261,17 @@ def test_init_params_is_validated_and_reaches_the_start(small_digits, monkeypatc
                  pretrain_epochs=2, max_epochs=2, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        VaDEClustering(init_params="umap", **model).fit(X)
-        VaDEClustering(init_params="gmm", **model).fit(X)
-        VaDEClustering(init_params="umap-merge", **model).fit(X)
-    assert seen == [("umap", "umap"), ("gmm", "gmm"), ("umap-merge", "umap-merge")]
+        fitted = [VaDEClustering(init_params=init_params, **model).fit(X)
+                  for init_params in ("umap", "gmm", "umap-merge", "umap-mixture")]
+    assert seen[1:] == [("gmm", "gmm"), ("umap-merge", "umap-merge"),
+                        ("umap-mixture", "umap-mixture")]
+    assert seen[0][0] == "umap" and seen[0][1] in ("umap-mixture", "umap-merge")
+    # the fitted model says which start ran; a continued fit keeps it
+    assert [m.init_method_ for m in fitted] == [method for _, method in seen]
+    continued = fitted[2].set_params(warm_start=True, max_epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert continued.fit(X).init_method_ == "umap-merge"
     with pytest.raises(ValueError, match="init_params"):
         VaDEClustering(init_params="kmeans", **model).fit(X)
 
@@ -378,3 +387,53 @@ def test_merge_start_runs_on_the_embedding_of_the_codes(rng):
     assert start.weights.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(start.means[start.labels[0]],
                                codes[start.labels == start.labels[0]].mean(axis=0))
+
+
+def test_the_default_start_keeps_the_better_separated_partition(rng, monkeypatch):
+    """"umap" keeps the merge's partition where its mean silhouette is higher than
+    the mixture's by more than the margin, else the mixture's, and leaves the
+    random state where the kept one's method, run alone, leaves it."""
+    points, truth = make_blobs(n_samples=300, centers=3, cluster_std=0.5,
+                               random_state=0)
+    cut = truth.copy()  # one blob cut in two, two blobs joined
+    cut[(truth == 0) & (points[:, 0] > np.median(points[truth == 0, 0]))] = 1
+    cut[truth == 2] = 0
+    for sized, merged, kept in [(truth, cut, "umap-mixture"),
+                                (cut, truth, "umap-merge")]:
+        def draw_then(labels, n_draws):
+            def method(*args):
+                args[-1].randint(10, size=n_draws)  # the rng: the last argument
+                return labels
+            return method
+        monkeypatch.setattr(_init, "sized_mixture_labels", draw_then(sized, 1))
+        monkeypatch.setattr(_init, "merged_partition_labels", draw_then(merged, 2))
+        state = np.random.RandomState(5)
+        labels, ran = embedding_partition(points, points, 3, state)
+        assert ran == kept
+        np.testing.assert_array_equal(labels, truth)
+        alone = np.random.RandomState(5)
+        alone.randint(10, size=1 if kept == "umap-mixture" else 2)
+        assert state.randint(1 << 30) == alone.randint(1 << 30)
+    # a merge better separated, but not by the margin, is not taken
+    monkeypatch.setattr(_init, "SILHOUETTE_MARGIN",
+                        mean_silhouette(points, truth) - mean_silhouette(points, cut))
+    labels, ran = embedding_partition(points, points, 3, np.random.RandomState(5))
+    assert ran == "umap-mixture"
+    np.testing.assert_array_equal(labels, cut)
+    # each method alone runs only itself
+    labels, ran = embedding_partition(points, points, 3, np.random.RandomState(5),
+                                      "umap-mixture")
+    assert ran == "umap-mixture"
+    np.testing.assert_array_equal(labels, cut)
+
+
+def test_mean_silhouette_is_sklearns_or_that_of_a_fixed_sample(rng):
+    from sklearn.metrics import silhouette_score
+
+    points, truth = make_blobs(n_samples=500, centers=3, random_state=1)
+    assert mean_silhouette(points, truth) == pytest.approx(
+        silhouette_score(points, truth))
+    sampled = mean_silhouette(points, truth, n_rows=200)
+    assert sampled == mean_silhouette(points, truth, n_rows=200)  # a fixed sample
+    assert sampled == pytest.approx(silhouette_score(points, truth), abs=0.05)
+    assert mean_silhouette(points, np.zeros(500, int)) == -1.0

@@ -103,15 +103,15 @@ def test_fitted_state_holds_no_tensors(fitted):
 @pytest.mark.parametrize("fitted_model", [True, False])
 def test_a_model_saved_before_memory_existed_loads(fitted, small_digits,
                                                    fitted_model):
-    """A pickle from before ``memory`` and ``interrupted_`` (2026-12-02) and
-    ``inference_precision`` (2026-12-07) gets their defaults: get_params, clone
-    and repr work, and it predicts as it did."""
+    """A pickle from before ``memory`` and ``interrupted_`` (2026-12-02),
+    ``inference_precision`` and ``init_method_`` (2026-12-07) gets their
+    defaults: get_params, clone and repr work, and it predicts as it did."""
     from sklearn.base import clone
 
     X, _ = small_digits
     est = fitted if fitted_model else VaDEClustering(n_clusters=5, **SMALL_SHORT)
     old = est.__getstate__()
-    for name in ("memory", "interrupted_", "inference_precision"):
+    for name in ("memory", "interrupted_", "inference_precision", "init_method_"):
         old.pop(name, None)
     # what unpickling such a model does: a bare instance, then its saved state
     loaded = VaDEClustering.__new__(VaDEClustering)
@@ -121,7 +121,8 @@ def test_a_model_saved_before_memory_existed_loads(fitted, small_digits,
     assert repr(loaded) == repr(est)
     assert clone(loaded).get_params() == est.get_params()
     if fitted_model:
-        assert loaded.interrupted_ is None
+        assert loaded.interrupted_ is None and loaded.init_method_ is None
         np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
     else:
         assert not hasattr(loaded, "interrupted_")
+        assert not hasattr(loaded, "init_method_")
