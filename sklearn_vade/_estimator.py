@@ -13,6 +13,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import metadata_routing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     check_array,
@@ -317,6 +318,10 @@ class VaDEClustering(
     >>> vade.predict_proba(X).sum(axis=1).round(6).min()
     np.float64(1.0)
     """
+
+    # fit's ``sharded`` says how this process's X relates to the other processes'
+    # (see fit), it is not data for metadata routing: no set_fit_request for it
+    __metadata_request__fit = {"sharded": metadata_routing.UNUSED}
 
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],

@@ -412,3 +412,9 @@ def test_ctrl_c_propagates_in_data_parallel_training():
     with pytest.raises(KeyboardInterrupt):
         run_epochs(X, config, 2, step, generator, progress_factory(0), "test",
                    optimizer, net, replicas=_LocalPair())
+
+
+def test_sharded_is_not_routed_metadata():
+    """fit's ``sharded`` describes X's relation to the other processes: it gets no
+    set_fit_request (whose docstring would also enter the API docs)."""
+    assert not hasattr(VaDEClustering, "set_fit_request")
