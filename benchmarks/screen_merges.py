@@ -51,44 +51,6 @@ def tempered_posteriors(log_weighted, tau):
     return z / z.sum(axis=1, keepdims=True)
 
 
-def _sum_xlogx(T):
-    return np.where(T > 0, T * np.log(np.maximum(T, 1e-300)), 0.0).sum(axis=0)
-
-
-def entropy_merges(T, n_clusters, floor=0):
-    """Merge the columns of the posteriors T (n, M) greedily, each time the pair
-    whose merge lowers the entropy most, down to ``n_clusters`` columns; returns
-    the groups of original components. While a column holds fewer than ``floor``
-    rows (by the argmax of T), the smallest such column merges first, with the
-    partner that lowers the entropy most."""
-    T = T.copy()
-    sizes = np.bincount(T.argmax(axis=1), minlength=T.shape[1])
-    groups = [[j] for j in range(T.shape[1])]
-    while T.shape[1] > n_clusters:
-        own = _sum_xlogx(T)
-        if sizes.min() < floor:
-            a = int(np.argmin(sizes))
-            gain = _sum_xlogx(T[:, [a]] + T) - own[a] - own
-            gain[a] = -np.inf
-            b = int(np.argmax(gain))
-            pair = (min(a, b), max(a, b))
-        else:
-            best, pair = -np.inf, None
-            for a in range(T.shape[1] - 1):
-                gain = (_sum_xlogx(T[:, a:a + 1] + T[:, a + 1:]) - own[a]
-                        - own[a + 1:])
-                b = int(np.argmax(gain))
-                if gain[b] > best:
-                    best, pair = gain[b], (a, a + 1 + b)
-        a, b = pair
-        sizes[a] += sizes[b]
-        sizes = np.delete(sizes, b)
-        T[:, a] += T[:, b]
-        T = np.delete(T, b, axis=1)
-        groups[a] += groups.pop(b)
-    return groups
-
-
 def merged_partitions(embedding, n_clusters, seed):
     """{"ent<m>t<tau>": labels} for every (m, tau) of MERGES."""
     reg = 1e-6 * max(1.0, float(embedding.var()))
@@ -101,7 +63,7 @@ def merged_partitions(embedding, n_clusters, seed):
         for _, tau in (mt for mt in MERGES if mt[0] == m):
             T = tempered_posteriors(log_weighted, tau)
             for floor in FLOORS if tau == 3 else (0,):
-                groups = entropy_merges(T, n_clusters, floor)
+                groups = _init.entropy_merges(T, n_clusters, floor)
                 labels = np.empty_like(components)
                 for g, members in enumerate(groups):
                     labels[np.isin(components, members)] = g
