@@ -15,7 +15,8 @@ cluster of the final labels and the final partition's agreement with the start.
         --datasets usps-lt10 digits --seeds 0 1 2 --starts umap umap-merge
 
 Results go to ``results/init_params_fits.json`` and ``results/init_params_fits.md``
-(``--merge`` adds the records of earlier JSON files, e.g. of other data sets).
+(``--out`` names others; ``--merge`` adds the records of earlier JSON files, e.g.
+of other data sets). Each record also counts the epochs of the anchored warm-up.
 """
 
 import argparse
@@ -77,6 +78,7 @@ def fit_once(X, y, K, seed, init_params, memory):
             "start_s": model.timings_["initialisation"], "fit_s": seconds,
             "smallest": int(np.bincount(model.labels_, minlength=K).min()),
             "final_agreement": history[-1]["init_agreement"] if history else None,
+            "warmup_epochs": sum(h["warmup"] for h in history),
             # the "umap" start's mean silhouettes in the embedding: the merge's,
             # then the mixture's
             "silhouettes": [round(v, 4) for v in silhouettes]}
@@ -111,6 +113,7 @@ def markdown(env, records):
                 ("ELBO", "lower_bound", "{:.3f}"),
                 ("smallest cluster", "smallest", "{:d}"),
                 ("agreement with the start", "final_agreement", "{:.3f}"),
+                ("warm-up epochs", "warmup_epochs", "{}"),
                 ("start s", "start_s", "{:.1f}"), ("fit s", "fit_s", "{:.1f}"),
                 ("silhouettes (merge, mixture)", "silhouettes", None)]
     lines = ["# The starts of init_params in full fits", "",
@@ -135,6 +138,8 @@ def main(argv=None):
                         help="joblib cache of the pretrainings, kept between runs")
     parser.add_argument("--merge", type=Path, nargs="+", default=[],
                         help="earlier results/init_params_fits.json files to include")
+    parser.add_argument("--out", default="init_params_fits",
+                        help="results/OUT.json and results/OUT.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     env = environment(args.threads)
@@ -152,14 +157,14 @@ def main(argv=None):
                     records.append(record)
                     print({k: round(v, 4) if isinstance(v, float) else v
                            for k, v in record.items()}, flush=True)
-            write(env, records)
-    write(env, records)
+            write(env, records, args.out)
+    write(env, records, args.out)
 
 
-def write(env, records):
-    write_json_atomic(RESULTS_DIR / "init_params_fits.json",
+def write(env, records, out="init_params_fits"):
+    write_json_atomic(RESULTS_DIR / f"{out}.json",
                       {"environment": env, "records": records})
-    write_atomic(RESULTS_DIR / "init_params_fits.md", markdown(env, records))
+    write_atomic(RESULTS_DIR / f"{out}.md", markdown(env, records))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,8 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
     After each epoch the learning rate is multiplied by ``lr_factor(epoch)``
     (default: ``config.lr_decay``) but not below ``lr_floor``.
     ``on_epoch_end(epoch, mean_loss)`` may return True to stop early.
+    ``n_epochs`` is a number or a callable that returns the current budget (the
+    joint phase's grows when its warm-up goes on).
 
     ``net`` and the optimizer are snapshotted at the end of an epoch once at least
     ``SNAPSHOT_STEPS`` steps have passed since the last snapshot (every epoch on
@@ -153,7 +155,8 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
     losses = []
     recoveries = 0
     interrupted = False
-    bar = progress(total=n_epochs, desc=phase)
+    budget = n_epochs if callable(n_epochs) else lambda: n_epochs
+    bar = progress(total=budget(), desc=phase)
     snapshot, snapshot_epoch, steps_since_snapshot = _snapshot(net, optimizer), 0, 0
     reference = None
 
@@ -164,7 +167,7 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
             on_rollback(snapshot_epoch)
 
     try:
-        while len(losses) < n_epochs:
+        while len(losses) < budget():
             epoch = len(losses)
             if hasattr(X, "epoch_order"):  # out-of-core X: see _outofcore
                 order = X.epoch_order(shuffler)
@@ -203,6 +206,7 @@ def run_epochs(X, config, n_epochs, step, generator, progress, phase, optimizer,
             losses.append(mean_loss)
             bar.update(1, mean_loss)
             stop = on_epoch_end is not None and on_epoch_end(epoch, mean_loss)
+            bar.set_total(budget())
             steps_since_snapshot += steps_per_epoch
             if steps_since_snapshot >= SNAPSHOT_STEPS or stop:
                 snapshot, snapshot_epoch = _snapshot(net, optimizer), len(losses)

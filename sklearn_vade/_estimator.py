@@ -134,7 +134,9 @@ class VaDEClustering(
         the partition by gamma agrees with the start (adjusted Rand index 0.99)
         and the ELBO of the last 20 epochs no longer rises.
         ``"auto"`` gives the warm-up's budget plus 50 epochs (125 + 50 on 1797
-        samples, 25 + 50 on 70,000).
+        samples, 25 + 50 on 70,000); there the warm-up goes on beyond its
+        budget, up to twice it, while gamma's agreement with the start still
+        rises, and the 50 epochs follow its end.
 
     batch_size : int, default=256
         Minibatch size of both training phases (capped at the number of samples).
@@ -526,7 +528,7 @@ class VaDEClustering(
         if self.max_epochs == "auto":
             max_epochs -= config.warmup_epochs
         return config._replace(likelihood=fitted["likelihood"], warmup_epochs=0,
-                               max_epochs=max_epochs)
+                               warmup_extension=0, max_epochs=max_epochs)
 
     def _set_fitted_state(self, run, X, config, offset, scale, group=ALONE):
         """Keep the best run, put occupied components first (occupied over every
@@ -589,7 +591,7 @@ class VaDEClustering(
             warn_user(
                 f"VaDEClustering did not converge: more than tol={self.tol} of the "
                 f"samples still changed cluster after max_epochs={self.max_epochs!r} "
-                f"({config.max_epochs} epochs). " + advice,
+                f"({run.n_iter} epochs). " + advice,
                 ConvergenceWarning,
             )
         if run.recoveries:

@@ -34,6 +34,12 @@ class Progress:
             else:
                 print(line, file=sys.stderr)
 
+    def set_total(self, total):
+        """The phase's budget of epochs changed to ``total``."""
+        if self.bar is not None and self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+
     def close(self):
         if self.bar is not None:
             self.bar.close()

@@ -105,7 +105,10 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None,
     ``config.anchor_smoothing`` > 0, that weight spread evenly over all components),
     and pi keeps its initial value: the encoder pulls the codes of each cluster
     together under its own Gaussian before gamma = p(c|z) takes over. After the
-    warm-up, gamma as usual.
+    warm-up, gamma as usual. When the warm-up reaches ``config.warmup_epochs``
+    with gamma's partition still coming closer to the start, it goes on, by at most
+    ``config.warmup_extension`` epochs, and ``n_epochs`` grows by as many (see
+    :meth:`JointPhase.extends_warmup`).
 
     Adam's step is ``config.warmup_learning_rate`` during the warm-up and
     ``config.learning_rate`` after it, when it is multiplied by
@@ -142,7 +145,8 @@ def train_vade(net, X, config, generator, progress, n_epochs, anchor=None,
     decision above is the same on all of them.
     """
     phase = JointPhase(net, X, config, generator, anchor, replicas)
-    result = run_epochs(X, config, n_epochs, phase.step, generator, progress,
+    result = run_epochs(X, config, lambda: n_epochs + phase.extended, phase.step,
+                        generator, progress,
                         "training", phase.optimizer, net, phase.end_of_epoch,
                         phase.rollback, phase.lr_factor, config.lr_floor, replicas)
     kept_epochs, emptied, kept_empty = phase.keep_a_full_model()
@@ -164,6 +168,7 @@ class JointPhase:
         self.net, self.X, self.config, self.generator = net, X, config, generator
         self.replicas = replicas
         self.warmup_epochs = config.warmup_epochs if anchor is not None else 0
+        self.extended = 0  # epochs the warm-up went on beyond its budget
         self.params = [p for p in net.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(
             self.params, config.warmup_learning_rate if self.warmup_epochs
@@ -250,7 +255,9 @@ class JointPhase:
         elbo = float(sum(terms))
         if self.warmup_served(epoch, agreement, elbo):
             self.end_warmup(epoch + 1)
-            warmup_epochs = self.warmup_epochs
+        elif self.extends_warmup(epoch, agreement):
+            self.extend_warmup()
+        warmup_epochs = self.warmup_epochs
         self.history.append({
             "epoch": epoch, "elbo": elbo, "objective": -mean_loss,
             **dict(zip(TERM_NAMES, terms)), "label_change": changed,
@@ -285,6 +292,40 @@ class JointPhase:
         recent = [h["elbo"] for h in self.history[-(WARMUP_SETTLED_EPOCHS - 1):]]
         return (len(recent) + 1 >= WARMUP_SETTLED_EPOCHS
                 and not bound_rising([*recent, elbo]))
+
+    def extends_warmup(self, epoch, agreement):
+        """Whether the warm-up, at the end of its last epoch ``epoch`` (0-based)
+        with gamma's partition agreeing with the start at ``agreement``, goes on
+        for one more: fewer than ``config.warmup_extension`` epochs added so far,
+        the agreement still below WARMUP_AGREEMENT, and the agreements of the
+        last WARMUP_SETTLED_EPOCHS epochs still rising (:func:`bound_rising`).
+        Not after an early end (a rollback can bring such an end back as the
+        last epoch) nor with WARMUP_AGREEMENT None (the warm-up of fixed
+        length).
+
+        The budget was set on balanced data, where gamma takes the start's shape
+        within it; on long-tailed data the Gaussians of the large classes still
+        take rows of the small ones at its end, and each further epoch gives
+        some back (benchmarks/README.md)."""
+        if (agreement is None or WARMUP_AGREEMENT is None
+                or epoch + 1 != self.warmup_epochs
+                or self.warmup_epochs != self.config.warmup_epochs + self.extended
+                or self.extended >= self.config.warmup_extension
+                or agreement >= WARMUP_AGREEMENT
+                or len(self.history) + 1 < WARMUP_SETTLED_EPOCHS):
+            return False
+        recent = [h["init_agreement"]
+                  for h in self.history[-(WARMUP_SETTLED_EPOCHS - 1):]]
+        return bound_rising([*recent, agreement])
+
+    def extend_warmup(self):
+        """One more epoch of warm-up, at its step (the schedule of
+        :meth:`lr_factor` has already moved to the joint phase's step for the
+        next epoch: undone)."""
+        self.warmup_epochs += 1
+        self.extended += 1
+        for group in self.optimizer.param_groups:
+            group["lr"] *= self.config.warmup_learning_rate / self.config.learning_rate
 
     def end_warmup(self, n_epochs):
         """End the warm-up after ``n_epochs`` epochs: from the next epoch on, gamma

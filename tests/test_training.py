@@ -266,8 +266,9 @@ def test_the_warm_up_ends_once_gamma_agrees_and_the_bound_settles(
 
     monkeypatch.setattr(_training, "bound_rising", bound_rising)
     net, X, config, generator, start = _pretrained(
-        warmup_epochs=6, warmup_learning_rate=1e-3, learning_rate=1e-4,
-        lr_step_epochs=2, lr_step_factor=0.5, lr_floor=0.0, tol=0.0)
+        warmup_epochs=6, warmup_extension=0, warmup_learning_rate=1e-3,
+        learning_rate=1e-4, lr_step_epochs=2, lr_step_factor=0.5, lr_floor=0.0,
+        tol=0.0)  # (going on past the budget: the test below)
     result, seen = _learning_rates(monkeypatch, config, net, X, generator, start, 10)
     assert [h["warmup"] for h in result.history] == [True] * n_warm + [False] * (
         10 - n_warm)
@@ -283,6 +284,89 @@ def test_the_warm_up_ends_once_gamma_agrees_and_the_bound_settles(
         expected.append(expected[-1] * (0.5 if after % 2 == 0 else 1.0))
     np.testing.assert_allclose(seen, expected)
     assert result.warmup_seconds > 0
+
+
+@pytest.mark.parametrize("answers, n_warm", [
+    ([True, True, False], 6),  # goes on twice, then gamma no longer comes closer
+    ([True] * 10, 7),  # still rising: at most warmup_extension (3) epochs more
+    ([False], 4),  # settled at its budget: ends there
+])
+def test_the_warm_up_goes_on_while_gamma_still_comes_closer_to_the_start(
+        monkeypatch, answers, n_warm):
+    """At the end of its budget, a warm-up whose gamma partition still comes
+    closer to the start (its agreements over the last WARMUP_SETTLED_EPOCHS
+    epochs rising) goes on for one more epoch at the warm-up's step, at most
+    warmup_extension times; the joint phase keeps its own number of epochs
+    after it, then the same schedule as after a warm-up of that length."""
+    monkeypatch.setattr(_training, "WARMUP_SETTLED_EPOCHS", 3)
+    monkeypatch.setattr(_training, "WARMUP_AGREEMENT", 1.01)  # never agrees enough
+    asked, replies = [], iter(answers)
+
+    def rising(values):
+        asked.append(list(values))
+        return next(replies)
+
+    monkeypatch.setattr(_training, "bound_rising", rising)
+    net, X, config, generator, start = _pretrained(
+        warmup_epochs=4, warmup_extension=3, warmup_learning_rate=1e-3,
+        learning_rate=1e-4, lr_step_epochs=2, lr_step_factor=0.5, lr_floor=0.0,
+        tol=0.0)
+    result, seen = _learning_rates(monkeypatch, config, net, X, generator, start, 8)
+    extended = n_warm - 4
+    assert result.n_epochs == 8 + extended  # the joint phase's 4 epochs after it
+    assert [h["warmup"] for h in result.history] == [True] * n_warm + [False] * 4
+    # asked at the end of each warm-up epoch from the budget's last one on, about
+    # the last three epochs' agreements with the start, this one's last
+    agreements = [h["init_agreement"] for h in result.history]
+    n_asked = extended + (extended < 3)  # not asked once at the cap
+    assert asked == [agreements[epoch - 2:epoch + 1]
+                     for epoch in range(3, 3 + n_asked)]
+    expected = [1e-3] * (n_warm - 1) + [1e-4]  # the warm-up's last epoch: 1e-4
+    for epoch in range(n_warm, n_warm + 4):  # then halved every second epoch
+        after = epoch + 1 - n_warm
+        expected.append(expected[-1] * (0.5 if after % 2 == 0 else 1.0))
+    np.testing.assert_allclose(seen, expected)
+
+
+@pytest.mark.parametrize("changes, agreement", [
+    ({"warmup_extension": 0}, 1.01),  # an explicit max_epochs: the budget holds
+    ({}, 0.0),  # gamma agrees with the start enough: nothing left to come closer
+    ({}, None),  # the warm-up of fixed length (benchmarks/bench_phases.py)
+])
+def test_the_warm_up_does_not_go_on_without_its_extension_or_once_gamma_agrees(
+        monkeypatch, changes, agreement):
+    """A warm-up at its budget does not go on, and its agreement is not even
+    asked about, without its extension (``warmup_extension=0``), when gamma's
+    partition already agrees with the start at WARMUP_AGREEMENT, or without that
+    threshold (None)."""
+    monkeypatch.setattr(_training, "WARMUP_SETTLED_EPOCHS", 3)
+    monkeypatch.setattr(_training, "WARMUP_AGREEMENT", agreement)
+    asked = []
+    monkeypatch.setattr(_training, "bound_rising",
+                        lambda values: asked.append(values) or True)
+    net, X, config, generator, start = _pretrained(
+        **{"warmup_epochs": 4, "warmup_extension": 5, "tol": 0.0, **changes})
+    result = train_vade(net, X, config, generator, progress_factory(0), 6,
+                        start.labels)
+    assert [h["warmup"] for h in result.history] == [True] * 4 + [False] * 2
+    assert asked == []
+
+
+def test_a_warm_up_that_ended_early_does_not_go_on_after_a_rollback(monkeypatch):
+    """The extension is for a warm-up at the end of its budget: after an early
+    end, a rollback that brings that end back as the last epoch does not
+    extend it."""
+    monkeypatch.setattr(_training, "WARMUP_SETTLED_EPOCHS", 3)
+    monkeypatch.setattr(_training, "WARMUP_AGREEMENT", 1.01)
+    monkeypatch.setattr(_training, "bound_rising", lambda values: True)
+    net, X, config, generator, start = _pretrained(warmup_epochs=6,
+                                                   warmup_extension=5, tol=0.0)
+    phase = _training.JointPhase(net, X, config, generator, start.labels)
+    phase.history = [{"init_agreement": 0.5 + 0.1 * i} for i in range(3)]
+    assert phase.extends_warmup(4, 0.9) is False  # not yet the budget's end
+    assert phase.extends_warmup(5, 0.9) is True  # its end, still coming closer
+    phase.end_warmup(4)  # had it ended early after 4 epochs
+    assert phase.extends_warmup(3, 0.9) is False
 
 
 def test_the_bound_rises_by_its_trend_against_its_noise():

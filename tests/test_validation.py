@@ -172,5 +172,8 @@ def test_auto_budgets_match_the_user_guide(n_samples, pretrain, warmup):
     config = check_params_vs_input(params, X, "cpu")
     assert (config.pretrain_epochs, config.warmup_epochs) == (pretrain, warmup)
     assert config.max_epochs == warmup + 50
+    # the warm-up may go on to twice its budget, the joint phase's 50 after it
+    assert config.warmup_extension == warmup
     explicit = check_params_vs_input(dict(params, max_epochs=30), X, "cpu")
     assert (explicit.warmup_epochs, explicit.max_epochs) == (min(warmup, 15), 30)
+    assert explicit.warmup_extension == 0  # max_epochs holds
