@@ -96,11 +96,17 @@ def test_score_prefers_training_like_data(fitted, small_digits):
 
 
 def test_transform_gives_posterior_means(fitted, small_digits):
-    """transform returns (n_samples, latent_dim) codes, also through fit_transform."""
+    """transform returns the (n_samples, latent_dim) posterior means at which
+    predict_proba's gamma is Bayes' rule under the fitted mixture."""
     X, _ = small_digits
     Z = fitted.transform(X)
     assert Z.shape == (len(X), 5)
-    assert np.all(np.isfinite(Z))
+    log_joint = np.log(fitted.weights_) - 0.5 * (
+        np.log(2 * np.pi * fitted.covariances_).sum(axis=1)
+        + (((Z[:, None, :] - fitted.means_) ** 2) / fitted.covariances_).sum(axis=2))
+    gamma = np.exp(log_joint - log_joint.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(gamma / gamma.sum(axis=1, keepdims=True),
+                               fitted.predict_proba(X), atol=1e-6)
     names = fitted.get_feature_names_out()
     assert list(names) == [f"vadeclustering{i}" for i in range(5)]
 
