@@ -185,10 +185,11 @@ def test_pipeline_with_scaler():
 
 
 def test_grid_search_over_n_clusters_scored_by_elbo():
-    """GridSearchCV ranks n_clusters by the held-out ELBO (the default score).
+    """GridSearchCV ranks n_clusters by the held-out ELBO (``score``, the default
+    scorer of a clusterer with a ``score`` method) and refits the best.
 
-    With a flexible decoder the ELBO alone need not prefer the true K (issue 6 adds
-    a penalised criterion); here we check that the search uses it end to end.
+    With a flexible decoder the ELBO alone need not prefer the true K
+    (``select_n_clusters`` adds BIC and ICL); this checks the plumbing end to end.
     """
     X, _ = make_blobs(n_samples=300, centers=3, random_state=1)
     X = StandardScaler().fit_transform(X)
@@ -203,13 +204,6 @@ def test_grid_search_over_n_clusters_scored_by_elbo():
     assert search.best_estimator_.n_clusters == best
     assert search.best_estimator_.weights_.shape == (best,)
     assert search.score(X) == pytest.approx(search.best_estimator_.score(X))
-
-
-def test_clone_gives_unfitted_copy(fitted):
-    """clone keeps the parameters and drops the fitted state."""
-    copy = clone(fitted)
-    assert copy.get_params() == fitted.get_params()
-    assert not hasattr(copy, "labels_")
 
 
 def test_warm_start_continues_training(small_digits):
@@ -284,13 +278,30 @@ def test_n_init_keeps_the_best_elbo(small_digits, monkeypatch):
                                best.evaluation.log_gamma.argmax(axis=1)) == 1.0
 
 
-def test_max_epochs_zero_is_the_gmm_initialisation(small_digits):
-    """max_epochs=0 stops after pretraining + mixture initialisation."""
+def test_max_epochs_zero_is_the_start(small_digits, monkeypatch):
+    """max_epochs=0 stops after pretraining and the start: the fitted mixture is
+    the start's (its clusters' weights, means and variances in code space), and
+    labels_ are Bayes' rule under it at the codes."""
+    from sklearn_vade import _init
+
+    starts, compute = [], _init.initial_partition
+
+    def recording(*args):
+        starts.append(compute(*args))
+        return starts[-1]
+
+    monkeypatch.setattr(_init, "initial_partition", recording)
     X, _ = small_digits
     est = VaDEClustering(n_clusters=10, **dict(SMALL_LONG, max_epochs=0)).fit(X)
     assert est.n_iter_ == 0
     assert est.lower_bounds_ == []
     assert est.converged_ is False
+    (start,) = starts
+    assert est.init_method_ == start.method
+    np.testing.assert_allclose(est.weights_, start.weights, rtol=1e-5)
+    np.testing.assert_allclose(est.means_, start.means, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(est.covariances_, start.variances, rtol=1e-5)
+    np.testing.assert_array_equal(est.labels_, est.predict(X))
 
 
 def test_verbose_prints_progress(small_digits, capsys):

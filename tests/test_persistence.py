@@ -54,7 +54,20 @@ _LOAD_WITHOUT_CUDA = textwrap.dedent("""
 def test_model_fitted_for_cuda_predicts_on_a_cpu_only_machine(fitted, small_digits,
                                                               tmp_path):
     """The fitted state holds no tensors, so a model trained with device="cuda"
-    unpickles and predicts (always on CPU) where CUDA is absent."""
+    unpickles and predicts (always on CPU) where CUDA is absent. (No GPU here:
+    the first half checks the property that makes it work, the second a model
+    that says device="cuda" in a process where CUDA is absent.)"""
+    def tensors(value, where):
+        if isinstance(value, torch.Tensor):
+            return [where]
+        if isinstance(value, dict):
+            return [t for k, v in value.items() for t in tensors(v, f"{where}[{k!r}]")]
+        if isinstance(value, (list, tuple)):
+            return [t for i, v in enumerate(value) for t in tensors(v, f"{where}[{i}]")]
+        return []
+
+    assert [t for name, value in vars(fitted).items()
+            for t in tensors(value, name)] == []
     X = small_digits[0]
     gpu_model = pickle.loads(pickle.dumps(fitted))
     gpu_model.set_params(device="cuda")  # as if fitted on a GPU machine
