@@ -9,6 +9,8 @@ as a user would, with only ``n_clusters`` set:
   standardised with ``StandardScaler`` (Gaussian likelihood);
 - ``pendigits``: UCI pen-based digits (10,992 x 16, 10 classes), standardised;
 - ``digits``: scikit-learn's bundled digits, ``X / 16`` (Bernoulli);
+- ``hepta`` (FCPS Hepta, 212 x 3, 7 clusters) and ``s1`` (SIPU S1, 5,000 x 2, 15
+  clusters): synthetic sets of separated blobs, standardised;
 - long-tailed versions of the shared sets, drawn by :func:`long_tailed` (seeded,
   the same rows on every machine): ``mnist-lt10``, ``mnist-lt50``, ``usps-lt10``
   (pixels / 255, Bernoulli) and ``20news-lt10`` (as ``20news``); the number after
@@ -104,7 +106,8 @@ def load(name, data_dir):
         X, y = load_digits(return_X_y=True)
         return X / 16.0, y, 10, "load_digits().data / 16"
     files = {"20news": "20news_tfidf2000.npz", "wisdm": "wisdm_ar_v1.1_features.npz",
-             "pendigits": "pendigits.npz"}
+             "pendigits": "pendigits.npz", "hepta": "synth_fcps_hepta.npz",
+             "s1": "synth_sipu_s1.npz"}
     with np.load(Path(data_dir) / files[name], allow_pickle=False) as data:
         X, y = data["X"], data["y"]
     K = int(np.unique(y).size)
@@ -179,8 +182,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+",
                         default=["wisdm", "pendigits", "digits", "20news"],
-                        choices=["20news", "wisdm", "pendigits", "digits",
-                                 *LONG_TAILED])
+                        choices=["20news", "wisdm", "pendigits", "digits", "hepta",
+                                 "s1", *LONG_TAILED])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)

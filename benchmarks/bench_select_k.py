@@ -41,7 +41,6 @@ from _common import (
 )
 from bench_datasets import DATA_DIR
 from bench_datasets import load as load_dataset
-from sklearn.preprocessing import StandardScaler
 
 from sklearn_vade import VaDEClustering, select_n_clusters
 
@@ -50,10 +49,6 @@ CRITERIA = ("elbo", "bic", "icl")
 
 def load(name, data_dir):
     """(X as a user would feed it, y, K)."""
-    if name == "hepta":
-        with np.load(Path(data_dir) / "synth_fcps_hepta.npz", allow_pickle=False) as d:
-            X, y = d["X"].astype(np.float64), d["y"]
-        return StandardScaler().fit_transform(X), y, int(np.unique(y).size)
     X, y, K, _ = load_dataset(name, data_dir)
     return X, y, K
 
@@ -107,7 +102,8 @@ def write(records, env, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["hepta", "digits"],
-                        choices=["hepta", "digits", "wisdm", "pendigits", "20news"])
+                        choices=["hepta", "s1", "digits", "wisdm", "pendigits",
+                                 "20news"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
