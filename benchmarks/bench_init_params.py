@@ -76,7 +76,11 @@ def fit_once(X, y, K, seed, init_params, memory):
             "start_acc": float(cluster_accuracy(y, start.labels)),
             "lower_bound": model.lower_bound_,
             "start_s": model.timings_["initialisation"], "fit_s": seconds,
+            # the pretraining's seconds within fit_s: about 0 where fit loaded it
+            # from ``memory``
+            "pretrain_s": model.timings_["pretraining"],
             "smallest": int(np.bincount(model.labels_, minlength=K).min()),
+            "n_empty": int(K - np.unique(model.labels_).size),
             "final_agreement": history[-1]["init_agreement"] if history else None,
             "warmup_epochs": sum(h["warmup"] for h in history),
             # the "umap" start's mean silhouettes in the embedding: the merge's,

@@ -228,12 +228,52 @@ def test_summary_counts_wins_on_shared_seeds():
     kmeans = [{"dataset": "digits", "seed": s, "method": "KMeans", "acc": acc,
                "fit_seconds": 0.2} for s, acc in [(0, 0.8), (1, 0.8), (2, 0.8)]]
     (row,) = summary.rows(ablation, kmeans)
-    assert row == ("digits (1,797 x 64)", "3", "0.800 (0.700-0.900)", "0.800",
-                   "1 of 3", "", "1", "3 min", "< 1 s")
+    assert row == ("digits (1,797 x 64)", "ablation", "3", "0.800 (0.700-0.900)",
+                   "0.800", "1 of 3", "", "1", "3 min", "< 1 s")
     # the one-cluster floor in its column
     floor = [{"dataset": "digits", "seed": 0, "method": "one-cluster", "acc": 0.102,
               "fit_seconds": 0.0}]
-    assert summary.rows(ablation, kmeans + floor)[0][5] == "0.102"
+    assert summary.rows(ablation, kmeans + floor)[0][6] == "0.102"
+
+
+def test_summary_prefers_fits_of_the_defaults():
+    """Where full fits of the defaults exist for a data set, its row is theirs,
+    all from the first results file that has the data set; only
+    ``init_params="umap"`` counts; a fit that loaded its pretraining gets the
+    ablation's pretraining seconds of its seed added (no ablation record: no
+    time)."""
+    summary = _summary_module()
+    ablation = [{"dataset": name, "seed": s, "variant": summary.DEFAULT_VARIANT,
+                 "final_acc": 0.5, "n_empty": 3, "pretrain_seconds": 50.0,
+                 "init_seconds": 5.0, "train_seconds": 30.0}
+                for name in ("digits", "usps") for s in (0, 1, 2)]
+    kmeans = [{"dataset": name, "seed": s, "method": "KMeans", "acc": 0.8,
+               "fit_seconds": 0.2} for name in ("digits", "usps") for s in range(4)]
+
+    def fit(seed, acc, fit_s, pretrain_s=None, init_params="umap", data="digits",
+            **extra):
+        record = {"dataset": data, "seed": seed, "init_params": init_params,
+                  "acc": acc, "fit_s": fit_s, "smallest": 10, **extra}
+        return record if pretrain_s is None else {**record, "pretrain_s": pretrain_s}
+
+    newer = [fit(0, 0.90, 80.0, pretrain_s=45.0, n_empty=0),
+             fit(1, 0.70, 90.0, pretrain_s=45.0, n_empty=2),
+             fit(2, 0.10, 80.0, pretrain_s=45.0, init_params="umap-merge")]
+    older = [fit(2, 0.20, 10.0), fit(3, 0.99, 10.0),
+             fit(0, 0.85, 30.0, data="usps"), fit(3, 0.95, 40.0, data="usps",
+                                                   smallest=0)]
+    usps, digits = summary.rows(ablation, kmeans, [newer, older])  # table order
+    # the digits from the newer file only (its umap-merge record ignored, the
+    # older file's seeds not mixed in), pretrained in the fit: 80 and 90 s
+    assert digits == ("digits (1,797 x 64)", "fit", "2", "0.800 (0.700-0.900)",
+                      "0.800", "1 of 2", "", "2", "85 s", "< 1 s")
+    # USPS from the older file: seed 0 loaded its pretraining (30 + 50 s), seed 3
+    # has no ablation record (no time) and a smallest cluster of 0 rows
+    assert usps == ("USPS (9,298 x 256)", "fit", "2", "0.900 (0.850-0.950)",
+                    "0.800", "2 of 2", "", "1", "80 s", "< 1 s")
+    # without fits, the rows are the ablation's
+    assert summary.rows(ablation, kmeans)[0][:4] == (
+        "USPS (9,298 x 256)", "ablation", "3", "0.500 (0.500-0.500)")
 
 
 def test_scaling_page_distributed_script(small_digits, tmp_path):
