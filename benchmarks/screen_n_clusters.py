@@ -73,10 +73,10 @@ def pairs_kept(labels, predicted):
     return np.array(shares)
 
 
-def prediction_strength(embedding, k, seed):
-    """The prediction strength of K full-covariance components (see above)."""
+def prediction_strength(embedding, k, seed, reg):
+    """The prediction strength of K full-covariance components with ``reg_covar``
+    ``reg`` (see above)."""
     rng = np.random.RandomState(seed)
-    reg = 1e-6 * max(1.0, float(embedding.var()))
     strengths = []
     for split in range(PS_SPLITS):
         rows = rng.permutation(len(embedding))[:PS_ROWS]
@@ -106,7 +106,7 @@ def estimates(embedding, seed):
                                  covariance_type="full", max_iter=500,
                                  random_state=seed, reg_covar=reg).fit(embedding)
     found["dp"] = int((dp.weights_ > 0.01).sum())
-    strength = {k: prediction_strength(embedding, k, seed) for k in range(2, 26)}
+    strength = {k: prediction_strength(embedding, k, seed, reg) for k in range(2, 26)}
     for threshold in PS_THRESHOLDS:
         found[f"ps{threshold}"] = max((k for k, v in strength.items()
                                        if v >= threshold), default=1)
