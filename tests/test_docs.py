@@ -337,3 +337,40 @@ def test_scaling_page_sharded_script(small_digits, tmp_path):
     assert [len(part) for part in labels] == [180, 120]
     model = joblib.load(tmp_path / "model.joblib")
     np.testing.assert_array_equal(model.predict(X), np.concatenate(labels))
+
+
+def _bench_datasets_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its `from _common import`
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "benchmarks_bench_datasets", ROOT / "benchmarks" / "bench_datasets.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_unequal_benchmark_sets_have_the_documented_shapes():
+    """long_tailed and head_heavy draw the class sizes their docstrings state,
+    without repeating a row, and the same rows on every call."""
+    datasets = _bench_datasets_module()
+    y = np.repeat(np.arange(10), [120, 100, 130, 110, 150, 100, 140, 105, 125, 160])
+    rows = datasets.long_tailed(y, 10)
+    assert np.array_equal(rows, np.unique(rows))
+    sizes = np.sort(np.bincount(y[rows], minlength=10))[::-1]
+    # the smallest class (100 rows) sets the largest size; ratio 10 down the tail
+    assert sizes[0] == 100 and sizes[-1] == 10
+    assert np.allclose(sizes, 100 * 10 ** (-np.arange(10) / 9), atol=0.5)
+    assert np.array_equal(rows, datasets.long_tailed(y, 10))
+
+    rows = datasets.head_heavy(y)
+    assert np.array_equal(rows, np.unique(rows))
+    counts = np.bincount(y[rows], minlength=10)
+    assert np.count_nonzero(counts) == 8
+    shares = np.sort(counts[counts > 0])[::-1] / len(rows)
+    assert shares[0] == shares[1] and 0.42 < shares[0] < 0.44
+    assert np.allclose(shares[2:], np.geomspace(0.05, 0.007, 6), atol=0.003)
+    # the head as large as the smallest drawn class allows
+    assert counts.max() <= min(np.bincount(y)[counts > 0])
+    assert np.array_equal(rows, datasets.head_heavy(y))
