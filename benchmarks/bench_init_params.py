@@ -16,7 +16,8 @@ cluster of the final labels and the final partition's agreement with the start.
 
 Results go to ``results/init_params_fits.json`` and ``results/init_params_fits.md``
 (``--out`` names others; ``--merge`` adds the records of earlier JSON files, e.g.
-of other data sets). Each record also counts the epochs of the anchored warm-up.
+of other data sets; a fit of this run replaces a merged record of the same data
+set, seed and start). Each record also counts the epochs of the anchored warm-up.
 """
 
 import argparse
@@ -48,19 +49,21 @@ STARTS = ("umap", "umap-mixture", "umap-merge", "gmm")
 
 def fit_once(X, y, K, seed, init_params, memory):
     """One fit; returns its record."""
-    starts, silhouettes = [], []
-    compute, silhouette = _init.initial_partition, _init.mean_silhouette
+    starts, separation = [], []
+    compute, silhouettes = _init.initial_partition, _init.cluster_silhouettes
 
     def recording(codes, n_clusters, method, rng):
         starts.append(compute(codes, n_clusters, method, rng))
         return starts[-1]
 
-    def recording_silhouette(points, labels):
-        silhouettes.append(silhouette(points, labels))
-        return silhouettes[-1]
+    def recording_silhouettes(points, labels):
+        values = silhouettes(points, labels)
+        separation.append([round(float(values.mean()), 4),
+                           round(float(values.min()), 4)])
+        return values
 
     _init.initial_partition = recording
-    _init.mean_silhouette = recording_silhouette
+    _init.cluster_silhouettes = recording_silhouettes
     try:
         begin = time.perf_counter()
         with warnings.catch_warnings():
@@ -69,7 +72,7 @@ def fit_once(X, y, K, seed, init_params, memory):
                                    init_params=init_params, memory=memory).fit(X)
         seconds = time.perf_counter() - begin
     finally:
-        _init.initial_partition, _init.mean_silhouette = compute, silhouette
+        _init.initial_partition, _init.cluster_silhouettes = compute, silhouettes
     start, history = starts[-1], model.history_
     return {"seed": seed, "init_params": init_params, "method": start.method,
             **score(y, model.labels_),
@@ -83,9 +86,26 @@ def fit_once(X, y, K, seed, init_params, memory):
             "n_empty": int(K - np.unique(model.labels_).size),
             "final_agreement": history[-1]["init_agreement"] if history else None,
             "warmup_epochs": sum(h["warmup"] for h in history),
-            # the "umap" start's mean silhouettes in the embedding: the merge's,
-            # then the mixture's
-            "silhouettes": [round(v, 4) for v in silhouettes]}
+            # the "umap" start's clusters' silhouettes in the embedding, their
+            # mean over clusters and minimum: the merge's, then the mixture's
+            # where the merge's minimum is positive (records before 2026-12-08
+            # have "silhouettes": the means over rows, the merge's and the
+            # mixture's)
+            "cluster_silhouettes": separation}
+
+
+def carry_pretraining(record, replaced):
+    """Where ``record``'s fit loaded its pretraining (``memory``) and a record it
+    replaces pretrained (the same data, seed and network: the same work), keep
+    that pretraining's seconds as ``pretrain_s_same_seed``, so that the
+    summary can give the whole fit's time."""
+    if record["pretrain_s"] >= 1.0:
+        return
+    for earlier in replaced:
+        seconds = earlier.get("pretrain_s_same_seed", earlier.get("pretrain_s", 0.0))
+        if seconds >= 1.0:
+            record["pretrain_s_same_seed"] = seconds
+            return
 
 
 def medians(records):
@@ -119,7 +139,9 @@ def markdown(env, records):
                 ("agreement with the start", "final_agreement", "{:.3f}"),
                 ("warm-up epochs", "warmup_epochs", "{}"),
                 ("start s", "start_s", "{:.1f}"), ("fit s", "fit_s", "{:.1f}"),
-                ("silhouettes (merge, mixture)", "silhouettes", None)]
+                ("silhouettes (merge, mixture)", "silhouettes", None),
+                ("cluster silhouettes: mean, min (merge, mixture)",
+                 "cluster_silhouettes", None)]
     lines = ["# The starts of init_params in full fits", "",
              environment_line(env), "",
              "Medians over the seeds (a fit that loaded its pretraining has the "
@@ -158,7 +180,11 @@ def main(argv=None):
                 for init_params in args.starts:
                     record = {"dataset": name,
                               **fit_once(X, y, K, seed, init_params, memory)}
-                    records.append(record)
+                    key = name, seed, init_params
+                    replaced = [r for r in records
+                                if (r["dataset"], r["seed"], r["init_params"]) == key]
+                    carry_pretraining(record, replaced)
+                    records = [r for r in records if r not in replaced] + [record]
                     print({k: round(v, 4) if isinstance(v, float) else v
                            for k, v in record.items()}, flush=True)
             write(env, records, args.out)

@@ -6,8 +6,11 @@ over-clustering (``"umap-merge"``), and keeps the merge's only where its cluster
 are clearly better separated. This screen measures, on the codes of ``.cache``
 (pretrained as ``fit`` pretrains, see ``screen_n_clusters.codes_of``), both
 partitions of several UMAP embeddings per data set and seed, with label-free
-indices of each: the mean silhouette in the embedding (``sil``, what the start
-compares) and in the standardised codes (``sil_codes``), and the Davies-Bouldin
+indices of each: the mean silhouette over rows in the embedding (``sil``, what
+the start compared until 2026-12-08) and in the standardised codes
+(``sil_codes``), the clusters' silhouettes in the embedding averaged over the
+clusters and their minimum (``sil_clusters``, ``sil_min``: what the start
+compares since; ``_init.cluster_silhouettes``), and the Davies-Bouldin
 (``db``) and Calinski-Harabasz (``ch``) indices in the embedding. The truth only
 scores (``acc``). One JSON record per line on stdout.
 
@@ -37,7 +40,11 @@ from pathlib import Path
 
 import numpy as np
 from screen_n_clusters import codes_of
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+from sklearn.metrics import (
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    silhouette_score,
+)
 
 from sklearn_vade import _init
 from sklearn_vade._metrics import cluster_accuracy
@@ -55,12 +62,25 @@ def embedding_of(name, seed, K, codes, draw, cache):
     return np.load(saved), seed
 
 
+def row_silhouette(points, labels, n_rows=_init.SILHOUETTE_ROWS):
+    """The mean silhouette over rows (over a fixed sample of ``n_rows`` beyond)."""
+    if len(points) > n_rows:
+        rows = np.random.RandomState(0).choice(len(points), n_rows, replace=False)
+        points, labels = points[rows], labels[rows]
+    if len(np.unique(labels)) < 2:
+        return -1.0
+    return float(silhouette_score(points, labels))
+
+
 def indices(embedding, codes, labels):
     """Label-free indices of a partition."""
     spread = codes.std(axis=0)
     scaled = (codes - codes.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    return {"sil": round(_init.mean_silhouette(embedding, labels), 4),
-            "sil_codes": round(_init.mean_silhouette(scaled, labels), 4),
+    clusters = _init.cluster_silhouettes(embedding, labels)
+    return {"sil": round(row_silhouette(embedding, labels), 4),
+            "sil_codes": round(row_silhouette(scaled, labels), 4),
+            "sil_clusters": round(float(clusters.mean()), 4),
+            "sil_min": round(float(clusters.min()), 4),
             "db": round(float(davies_bouldin_score(embedding, labels)), 4),
             "ch": round(float(calinski_harabasz_score(embedding, labels)), 1)}
 

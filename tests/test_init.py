@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, silhouette_samples, silhouette_score
 
 from sklearn_vade import VaDEClustering, _init
 from sklearn_vade._init import (
@@ -15,11 +15,11 @@ from sklearn_vade._init import (
     Partition,
     classification_log_likelihood,
     cluster_moments,
+    cluster_silhouettes,
     consensus_labels,
     embedding_partition,
     entropy_merges,
     initial_partition,
-    mean_silhouette,
     merged_labels,
     merged_partition_labels,
     most_consensual,
@@ -390,21 +390,23 @@ def test_merge_start_runs_on_the_embedding_of_the_codes(rng):
 
 
 def test_the_default_start_keeps_the_better_separated_partition(rng, monkeypatch):
-    """"umap" keeps the merge's partition where its mean silhouette is higher than
-    the mixture's by more than the margin, else the mixture's, and leaves the
+    """"umap" keeps the merge's partition where its clusters' silhouettes are
+    higher on average and all positive, else the mixture's, and leaves the
     random state where the kept one's method, run alone, leaves it."""
     points, truth = make_blobs(n_samples=300, centers=3, cluster_std=0.5,
                                random_state=0)
     cut = truth.copy()  # one blob cut in two, two blobs joined
     cut[(truth == 0) & (points[:, 0] > np.median(points[truth == 0, 0]))] = 1
     cut[truth == 2] = 0
+
+    def draw_then(labels, n_draws):
+        def method(*args):
+            args[-1].randint(10, size=n_draws)  # the rng: the last argument
+            return labels
+        return method
+
     for sized, merged, kept in [(truth, cut, "umap-mixture"),
                                 (cut, truth, "umap-merge")]:
-        def draw_then(labels, n_draws):
-            def method(*args):
-                args[-1].randint(10, size=n_draws)  # the rng: the last argument
-                return labels
-            return method
         monkeypatch.setattr(_init, "sized_mixture_labels", draw_then(sized, 1))
         monkeypatch.setattr(_init, "merged_partition_labels", draw_then(merged, 2))
         state = np.random.RandomState(5)
@@ -416,7 +418,8 @@ def test_the_default_start_keeps_the_better_separated_partition(rng, monkeypatch
         assert state.randint(1 << 30) == alone.randint(1 << 30)
     # a merge better separated, but not by the margin, is not taken
     monkeypatch.setattr(_init, "SILHOUETTE_MARGIN",
-                        mean_silhouette(points, truth) - mean_silhouette(points, cut))
+                        cluster_silhouettes(points, truth).mean()
+                        - cluster_silhouettes(points, cut).mean())
     labels, ran = embedding_partition(points, points, 3, np.random.RandomState(5))
     assert ran == "umap-mixture"
     np.testing.assert_array_equal(labels, cut)
@@ -427,13 +430,47 @@ def test_the_default_start_keeps_the_better_separated_partition(rng, monkeypatch
     np.testing.assert_array_equal(labels, cut)
 
 
-def test_mean_silhouette_is_sklearns_or_that_of_a_fixed_sample(rng):
-    from sklearn.metrics import silhouette_score
+def test_the_default_start_weighs_every_cluster_once(monkeypatch):
+    """Head-heavy data: two large groups, each of two lobes, hold most rows,
+    four small separated ones the rest. The mixture's partition cuts each large
+    group into its lobes and joins the small ones in pairs; its mean silhouette
+    over rows is the higher, but over clusters the merge's is, and "umap" keeps
+    the merge. A merge with a cluster of negative silhouette is not kept,
+    however well separated the others."""
+    centres = [[0, 0], [6, 0], [12, 0], [18, 0], [0, 12], [5, 12], [12, 12],
+               [17, 12]]
+    points, lobes = make_blobs(n_samples=[300] * 4 + [30] * 4, centers=centres,
+                               cluster_std=[1.0] * 4 + [0.4] * 4, random_state=0)
+    truth = np.array([0, 0, 1, 1, 2, 3, 4, 5])[lobes]
+    cut = np.array([0, 1, 2, 3, 4, 4, 5, 5])[lobes]
+    assert silhouette_score(points, cut) > silhouette_score(points, truth) + 0.05
+    monkeypatch.setattr(_init, "sized_mixture_labels", lambda *args: cut)
+    monkeypatch.setattr(_init, "merged_partition_labels", lambda *args: truth)
+    labels, ran = embedding_partition(points, points, 6, np.random.RandomState(0))
+    assert ran == "umap-merge"
+    np.testing.assert_array_equal(labels, truth)
+    # a merged cluster that joins two far groups has a negative silhouette
+    joined = truth.copy()
+    joined[truth == 5] = 2  # the small groups at (0, 12) and (17, 12) together
+    joined[lobes == 0] = 5  # and the first large group cut into its lobes
+    assert cluster_silhouettes(points, joined).min() < 0
+    monkeypatch.setattr(_init, "merged_partition_labels", lambda *args: joined)
+    _, ran = embedding_partition(points, points, 6, np.random.RandomState(0))
+    assert ran == "umap-mixture"
 
+
+def test_cluster_silhouettes_are_sklearns_or_those_of_a_fixed_sample():
     points, truth = make_blobs(n_samples=500, centers=3, random_state=1)
-    assert mean_silhouette(points, truth) == pytest.approx(
-        silhouette_score(points, truth))
-    sampled = mean_silhouette(points, truth, n_rows=200)
-    assert sampled == mean_silhouette(points, truth, n_rows=200)  # a fixed sample
-    assert sampled == pytest.approx(silhouette_score(points, truth), abs=0.05)
-    assert mean_silhouette(points, np.zeros(500, int)) == -1.0
+    values = silhouette_samples(points, truth)
+    np.testing.assert_allclose(cluster_silhouettes(points, truth),
+                               [values[truth == c].mean() for c in range(3)])
+    # labels with gaps: one value per cluster present, in label order
+    np.testing.assert_allclose(cluster_silhouettes(points, 2 * truth + 1),
+                               cluster_silhouettes(points, truth))
+    sampled = cluster_silhouettes(points, truth, n_rows=200)
+    np.testing.assert_array_equal(sampled,
+                                  cluster_silhouettes(points, truth, n_rows=200))
+    np.testing.assert_allclose(sampled, cluster_silhouettes(points, truth),
+                               atol=0.05)
+    np.testing.assert_array_equal(cluster_silhouettes(points, np.zeros(500, int)),
+                                  [-1.0])
