@@ -15,10 +15,11 @@ one cluster for all (the largest class's share), the most components VaDE left
 empty at the end, and the median fit times. A fit's time is its wall-clock
 seconds; where it loaded its pretraining from ``memory`` (older records, whose
 pretraining ran in an earlier fit of the same seed), the pretraining's seconds
-of the ablation's record of that seed are added (the same network, data and
-epochs). An ablation record's time is the sum of its three phases (pretraining,
-start, joint phase; seeds whose cached start has no recorded time are left out
-of the median), without the validation and the final evaluation pass, seconds on
+of the fit it replaced (``pretrain_s_same_seed``) or else of the ablation's
+record of that seed are added (the same network, data and epochs). An ablation
+record's time is the sum of its three phases (pretraining, start, joint
+phase; seeds whose cached start has no recorded time are left out of the
+median), without the validation and the final evaluation pass, seconds on
 these sizes. The README quotes this table and docs/benchmarks.rst includes the
 file; ``tests/test_docs.py`` checks that the README's copy is the table this
 script writes (``--readme`` updates that copy).
@@ -52,8 +53,10 @@ SAME_FIT = ("umap-anchor-hot", 10, 25)  # variant, its minimum, the earlier defa
 # default_fits after the warm-up's extension (2026-12-07, late); warmup_fits its
 # first fits (USPS-LT10, MNIST-LT50); init_params_fits the silhouette-chosen start,
 # whose fits of the digits, Pendigits and 20 Newsgroups-LT10 did not extend the
-# warm-up (the harness replays: the same fit with and without the extension).
-FIT_RESULTS = ("default_fits.json", "warmup_fits.json", "init_params_fits.json")
+# warm-up (the harness replays: the same fit with and without the extension);
+# head_fits the head-heavy sets (2026-12-08, the defaults of default_fits).
+FIT_RESULTS = ("default_fits.json", "head_fits.json", "warmup_fits.json",
+               "init_params_fits.json")
 # A fit whose pretraining took less than this loaded it from memory.
 LOADED_PRETRAINING_S = 1.0
 # Rows in this order; the data as bench_ablation.py feeds it (../shared/data/README).
@@ -68,11 +71,15 @@ DATASETS = {
     "mnist-lt50": "MNIST-LT50 (17,677 x 784)",
     "usps-lt10": "USPS-LT10 (2,893 x 256)",
     "20news-lt10": "20 Newsgroups-LT10 (5,017 x 2,000)",
+    "usps-head2": "USPS-head2 (1,645 x 256)",
+    "pendigits-head2": "Pendigits-head2 (2,452 x 16)",
+    "20news-head2": "20 Newsgroups-head2 (1,458 x 2,000)",
 }
 # Rows of each data set: its warm-up's length decides whether SAME_FIT applies.
 N_SAMPLES = {"mnist": 70_000, "usps": 9_298, "digits": 1_797, "pendigits": 10_992,
              "wisdm": 5_418, "20news": 18_846, "mnist-lt10": 25_801,
-             "mnist-lt50": 17_677, "usps-lt10": 2_893, "20news-lt10": 5_017}
+             "mnist-lt50": 17_677, "usps-lt10": 2_893, "20news-lt10": 5_017,
+             "usps-head2": 1_645, "pendigits-head2": 2_452, "20news-head2": 1_458}
 HEADER = ("data", "source", "seeds", "VaDE ACC", "k-means ACC", "VaDE higher",
           "one cluster", "empty", "VaDE fit", "k-means fit")
 
@@ -119,8 +126,11 @@ def fit_records(fits, ablation_by_seed):
             seconds = r["fit_s"]
             if r.get("pretrain_s", 0.0) < LOADED_PRETRAINING_S:
                 earlier = ablation_by_seed.get(key)
-                seconds = (seconds + earlier["pretrain_seconds"]
-                           if earlier is not None else None)
+                if "pretrain_s_same_seed" in r:  # a fit it replaced pretrained
+                    seconds += r["pretrain_s_same_seed"]
+                else:
+                    seconds = (seconds + earlier["pretrain_seconds"]
+                               if earlier is not None else None)
             empty = r.get("n_empty", int(r["smallest"] == 0))
             found[key] = (r["acc"], empty, seconds)
         taken.update(r["dataset"] for r in mine)

@@ -216,13 +216,20 @@ def embedding_partition(embedding, codes, n_clusters, rng, method="umap"):
     merge_rng.set_state(rng.get_state())
     sized = sized_mixture_labels(embedding, codes, n_clusters, rng)
     merged = merged_partition_labels(embedding, n_clusters, merge_rng)
-    merge_scores = cluster_silhouettes(embedding, merged)
-    if (merge_scores.min() > 0
-            and merge_scores.mean()
-            > cluster_silhouettes(embedding, sized).mean() + SILHOUETTE_MARGIN):
+    if merge_is_better_separated(embedding, merged, sized):
         rng.set_state(merge_rng.get_state())
         return merged, "umap-merge"
     return sized, "umap-mixture"
+
+
+def merge_is_better_separated(embedding, merged, sized):
+    """Whether the ``"umap"`` start keeps the merge's partition ``merged`` rather
+    than the mixture's ``sized``: every merged cluster's silhouette positive and
+    their average over the clusters higher than the mixture's by more than
+    SILHOUETTE_MARGIN (see :func:`cluster_silhouettes`)."""
+    merge_scores = cluster_silhouettes(embedding, merged)
+    return bool(merge_scores.min() > 0 and merge_scores.mean()
+                > cluster_silhouettes(embedding, sized).mean() + SILHOUETTE_MARGIN)
 
 
 def cluster_silhouettes(points, labels, n_rows=SILHOUETTE_ROWS):

@@ -274,6 +274,36 @@ def test_summary_prefers_fits_of_the_defaults():
     # without fits, the rows are the ablation's
     assert summary.rows(ablation, kmeans)[0][:4] == (
         "USPS (9,298 x 256)", "ablation", "3", "0.500 (0.500-0.500)")
+    # a refit that loaded its pretraining carries the seconds of the fit it
+    # replaced, which pretrained (bench_init_params.carry_pretraining): 30 + 60 s
+    # for seed 0, before the ablation's 50 s
+    refit = fit(0, 0.85, 30.0, pretrain_s=0.01, data="usps", pretrain_s_same_seed=60.0)
+    usps, _ = summary.rows(ablation, kmeans, [newer, [refit, older[-1]]])
+    assert usps[-2] == "90 s"
+
+
+def test_refits_carry_the_replaced_fits_pretraining():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "benchmarks_bench_init_params",
+            ROOT / "benchmarks" / "bench_init_params.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    loaded, pretrained = {"pretrain_s": 0.02}, {"pretrain_s": 61.0}
+    module.carry_pretraining(loaded, [pretrained])
+    assert loaded["pretrain_s_same_seed"] == 61.0
+    again = {"pretrain_s": 0.03}  # a second refit: the first one's carried value
+    module.carry_pretraining(again, [loaded])
+    assert again["pretrain_s_same_seed"] == 61.0
+    fresh = {"pretrain_s": 58.0}  # a fit that pretrained keeps its own
+    module.carry_pretraining(fresh, [pretrained])
+    assert "pretrain_s_same_seed" not in fresh
+    nothing = {"pretrain_s": 0.02}
+    module.carry_pretraining(nothing, [{"pretrain_s": 0.01}])
+    assert "pretrain_s_same_seed" not in nothing
 
 
 def test_scaling_page_distributed_script(small_digits, tmp_path):
