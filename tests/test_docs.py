@@ -197,12 +197,22 @@ def test_readme_command_line(tiny_defaults, small_digits, tmp_path, monkeypatch,
     assert np.loadtxt("proba.csv", delimiter=",", skiprows=1).shape == (200, 5)
 
 
-def _summary_module():
-    spec = importlib.util.spec_from_file_location(
-        "benchmarks_summary", ROOT / "benchmarks" / "summary.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def _benchmark_module(name):
+    """benchmarks/NAME.py as a module (the folder on sys.path while it loads, for
+    its `from _common import`)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
     return module
+
+
+def _summary_module():
+    return _benchmark_module("summary")
 
 
 def test_should_i_use_table_is_the_results_summary():
@@ -283,15 +293,7 @@ def test_summary_prefers_fits_of_the_defaults():
 
 
 def test_refits_carry_the_replaced_fits_pretraining():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "benchmarks_bench_init_params",
-            ROOT / "benchmarks" / "bench_init_params.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    module = _benchmark_module("bench_init_params")
     loaded, pretrained = {"pretrain_s": 0.02}, {"pretrain_s": 61.0}
     module.carry_pretraining(loaded, [pretrained])
     assert loaded["pretrain_s_same_seed"] == 61.0
@@ -369,22 +371,10 @@ def test_scaling_page_sharded_script(small_digits, tmp_path):
     np.testing.assert_array_equal(model.predict(X), np.concatenate(labels))
 
 
-def _bench_datasets_module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its `from _common import`
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "benchmarks_bench_datasets", ROOT / "benchmarks" / "bench_datasets.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
-
-
 def test_unequal_benchmark_sets_have_the_documented_shapes():
     """long_tailed and head_heavy draw the class sizes their docstrings state,
     without repeating a row, and the same rows on every call."""
-    datasets = _bench_datasets_module()
+    datasets = _benchmark_module("bench_datasets")
     y = np.repeat(np.arange(10), [120, 100, 130, 110, 150, 100, 140, 105, 125, 160])
     rows = datasets.long_tailed(y, 10)
     assert np.array_equal(rows, np.unique(rows))
