@@ -32,6 +32,7 @@ computes exactly what it computed before this module existed.
 
 import hashlib
 import math
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -89,7 +90,8 @@ class Replicas:
     def sum_(self, tensor):
         """Sum ``tensor`` over the processes, in place; returns it."""
         if not self.alone:
-            torch.distributed.all_reduce(tensor)
+            with released(tensor):
+                torch.distributed.all_reduce(tensor)
         return tensor
 
     def mean_rows(self, values):
@@ -127,7 +129,8 @@ class Replicas:
         if not self.sharded:
             return lowest, highest
         both = torch.tensor([-lowest, highest], dtype=torch.float64)
-        torch.distributed.all_reduce(both, op=torch.distributed.ReduceOp.MAX)
+        with released(both):
+            torch.distributed.all_reduce(both, op=torch.distributed.ReduceOp.MAX)
         return -float(both[0]), float(both[1])
 
     def pooled_moments(self, mean, variance, n_rows):
@@ -211,7 +214,8 @@ class Replicas:
         """Every tensor of ``module``'s state set to process 0's, in place."""
         if not self.alone:
             for tensor in module.state_dict().values():
-                torch.distributed.broadcast(tensor, src=0)
+                with released(tensor):
+                    torch.distributed.broadcast(tensor, src=0)
 
     def merge_labels_(self, labels, mine):
         """``labels`` (one per row of X) made the same on every process: each row
@@ -287,6 +291,52 @@ class Replicas:
             return X, Replicas(self.rank, self.world_size,
                                [r["rows"] for r in reports])
         return X, self
+
+
+# How long a collective's caller waits for gloo to let go of its tensors (seconds):
+# a bound that normal runs never reach (they wait microseconds, if at all).
+RELEASE_TIMEOUT = 5.0
+
+
+class released:
+    """Context manager around one collective on ``tensor``: on leaving, wait until
+    the backend's worker thread has dropped its reference to ``tensor`` (gloo
+    only; at most RELEASE_TIMEOUT seconds).
+
+    Gloo runs a collective on a worker thread, which drops its reference to the
+    tensors some time after the caller has seen the collective complete. If the
+    caller has dropped its own reference by then, the worker frees the Python
+    object of the tensor, for which it takes the GIL; while the interpreter is
+    shutting down that is fatal ("terminate called without an active
+    exception", SIGABRT: a process that ends right after a collective, as a
+    script that fits and exits does). Waiting here, while the caller still
+    holds the tensor, leaves the last reference, and the freeing, to the
+    caller's thread. Other backends (NCCL keeps its work objects for its
+    watchdog) are left alone."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __enter__(self):
+        self.before = _use_count(self.tensor)
+        return self.tensor
+
+    def __exit__(self, *exc_info):
+        if (self.before is None or exc_info[0] is not None
+                or torch.distributed.get_backend() != "gloo"):
+            return False
+        deadline = time.monotonic() + RELEASE_TIMEOUT
+        while (_use_count(self.tensor) > self.before
+               and time.monotonic() < deadline):
+            time.sleep(1e-4)  # releases the GIL
+        return False
+
+
+def _use_count(tensor):
+    """The number of references to ``tensor``'s C++ object (None where this torch
+    does not tell)."""
+    counter = getattr(tensor, "_use_count", None)
+    return None if counter is None else counter()
 
 
 # Parameters that may differ between the processes of one fit: random_state is

@@ -5,6 +5,7 @@ VaDEClustering on the digits (or on a memory-mapped copy of them; with
 ``OUT/rank<RANK>.pkl``."""
 
 import argparse
+import faulthandler
 import pickle
 import warnings
 from pathlib import Path
@@ -49,6 +50,7 @@ def main():
                              "clusters; with --sharded, process 1 holds 5 rows, or "
                              "does not pass sharded=True")
     args = parser.parse_args()
+    faulthandler.enable(all_threads=True)  # a crash prints every thread's stack
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     if args.memmap is not None:
