@@ -32,6 +32,7 @@ computes exactly what it computed before this module existed.
 
 import hashlib
 import math
+import pickle
 import time
 
 import numpy as np
@@ -210,6 +211,31 @@ class Replicas:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
+    def all_gather_objects(self, obj):
+        """Every process's ``obj`` (picklable), in rank order, on every process.
+        As ``torch.distributed.all_gather_object``, whose tensors are its own
+        (gloo may free them on its thread, see :class:`released`): the pickles
+        padded to the longest and gathered as bytes."""
+        if self.alone:
+            return [obj]
+        device = (torch.device("cuda", torch.cuda.current_device())
+                  if torch.distributed.get_backend() == "nccl"
+                  else torch.device("cpu"))
+        payload = pickle.dumps(obj)
+        size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
+        sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
+        with released(size, *sizes):
+            torch.distributed.all_gather(sizes, size)
+        longest = max(int(n) for n in sizes)
+        padded = torch.zeros(longest, dtype=torch.uint8)
+        padded[:len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
+        padded = padded.to(device)
+        gathered = [torch.empty_like(padded) for _ in range(self.world_size)]
+        with released(padded, *gathered):
+            torch.distributed.all_gather(gathered, padded)
+        return [pickle.loads(part[:int(n)].cpu().numpy().tobytes())
+                for part, n in zip(gathered, sizes)]
+
     def broadcast_module_(self, module):
         """Every tensor of ``module``'s state set to process 0's, in place."""
         if not self.alone:
@@ -255,10 +281,8 @@ class Replicas:
             report = input_fingerprint(X, params, sharded)
         except Exception as exc:  # noqa: BLE001 - reported to every process below
             error = exc
-        reports = [None] * self.world_size
-        torch.distributed.all_gather_object(
-            reports, (None if error is None else f"{type(error).__name__}: {error}",
-                      report))
+        reports = self.all_gather_objects(
+            (None if error is None else f"{type(error).__name__}: {error}", report))
         failed = [(rank, message) for rank, (message, _) in enumerate(reports)
                   if message is not None]
         if error is not None:
@@ -299,8 +323,8 @@ RELEASE_TIMEOUT = 5.0
 
 
 class released:
-    """Context manager around one collective on ``tensor``: on leaving, wait until
-    the backend's worker thread has dropped its reference to ``tensor`` (gloo
+    """Context manager around one collective on ``tensors``: on leaving, wait
+    until the backend's worker thread has dropped its references to them (gloo
     only; at most RELEASE_TIMEOUT seconds).
 
     Gloo runs a collective on a worker thread, which drops its reference to the
@@ -309,24 +333,25 @@ class released:
     object of the tensor, for which it takes the GIL; while the interpreter is
     shutting down that is fatal ("terminate called without an active
     exception", SIGABRT: a process that ends right after a collective, as a
-    script that fits and exits does). Waiting here, while the caller still
-    holds the tensor, leaves the last reference, and the freeing, to the
+    script that fits and exits does, or one whose input failed the check of
+    :meth:`Replicas.agree_on_input`). Waiting here, while the caller still
+    holds the tensors, leaves the last reference, and the freeing, to the
     caller's thread. Other backends (NCCL keeps its work objects for its
     watchdog) are left alone."""
 
-    def __init__(self, tensor):
-        self.tensor = tensor
+    def __init__(self, *tensors):
+        self.tensors = tensors
 
     def __enter__(self):
-        self.before = _use_count(self.tensor)
-        return self.tensor
+        self.before = [_use_count(t) for t in self.tensors]
+        return self
 
     def __exit__(self, *exc_info):
-        if (self.before is None or exc_info[0] is not None
+        if (None in self.before or exc_info[0] is not None
                 or torch.distributed.get_backend() != "gloo"):
             return False
         deadline = time.monotonic() + RELEASE_TIMEOUT
-        while (_use_count(self.tensor) > self.before
+        while (any(_use_count(t) > n for t, n in zip(self.tensors, self.before))
                and time.monotonic() < deadline):
             time.sleep(1e-4)  # releases the GIL
         return False

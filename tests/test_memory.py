@@ -1,6 +1,7 @@
 """The pretraining cache (``memory``): a fit through it is the fit without it; what
 its key holds; fits that differ only in the mixture share one pretraining."""
 
+import math
 import os
 import tempfile
 
@@ -132,10 +133,11 @@ def test_an_interrupted_pretraining_is_not_kept(small_digits, tmp_path,
     X = small_digits[0]
     loss = _pretrain.autoencoder_loss
     calls = {"n": 0}
+    steps = math.ceil(len(X) / SMALL_SHORT["batch_size"])  # per epoch
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 25:
+        if calls["n"] == 2 * steps + steps // 2:  # halfway through the third epoch
             raise KeyboardInterrupt
         return loss(*args, **kwargs)
 
@@ -143,7 +145,7 @@ def test_an_interrupted_pretraining_is_not_kept(small_digits, tmp_path,
     with pytest.warns(UserWarning, match="interrupted during pretraining"):
         cut = fit(X, memory=str(tmp_path))
     assert cut.interrupted_ == "pretraining" and cut.n_iter_ == 0
-    assert len(cut.pretrain_losses_) == 2  # 10 steps per epoch
+    assert len(cut.pretrain_losses_) == 2  # the completed epochs
     monkeypatch.setattr(_pretrain, "autoencoder_loss", loss)
     again = fit(X, memory=str(tmp_path))
     assert len(pretrainings) == 2

@@ -51,10 +51,18 @@ def test_invalid_hidden_layer_sizes(sizes, X):
 
 
 def test_empty_hidden_layer_sizes_is_a_linear_model(X):
-    """An empty tuple is valid: linear encoder and decoder."""
+    """An empty tuple is valid: no hidden layer, so the code's mean is an affine
+    function of the input (the input's scaling included)."""
     est = VaDEClustering(n_clusters=2,
                          **dict(PRETRAIN_ONLY, hidden_layer_sizes=())).fit(X)
     assert est.predict(X).shape == (30,)
+    assert not [name for name in est._state if name.startswith(("encoder.",
+                                                                   "decoder."))]
+    assert est._state["mu_head.weight"].shape == (2, 4)
+    mixed = 0.3 * X[:10] + 0.7 * X[10:20]
+    np.testing.assert_allclose(
+        est.transform(mixed),
+        0.3 * est.transform(X[:10]) + 0.7 * est.transform(X[10:20]), atol=1e-10)
 
 
 def test_bernoulli_outside_unit_interval(X):
