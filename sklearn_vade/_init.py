@@ -26,6 +26,7 @@ Every function here works on numpy arrays and takes its randomness from a numpy
 ``RandomState``; none of them sees labels.
 """
 
+import sys
 import warnings
 from typing import NamedTuple
 
@@ -363,13 +364,54 @@ def _sum_xlogx(T):
 
 
 def import_umap():
-    """umap-learn, imported when a fit first needs it (numba compiles it on first
-    use), without its announcement that the optional TensorFlow part is absent."""
+    """umap-learn, imported when a fit first needs it, without its announcement
+    that the optional TensorFlow part is absent, and with numba's on-disk cache
+    on for its compiled functions (:func:`cache_compiled_functions`)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Tensorflow not installed",
                                 category=ImportWarning)
         import umap
+    cache_compiled_functions(UMAP_PACKAGES)
     return umap
+
+
+# The packages whose numba functions the start compiles (UMAP and its
+# nearest-neighbour search).
+UMAP_PACKAGES = ("umap", "pynndescent")
+
+
+def cache_compiled_functions(packages):
+    """Turn on numba's on-disk cache for the jitted functions of the imported
+    modules of ``packages`` that do not use it; returns how many.
+
+    numba compiles a function on its first call in a process, and most of UMAP's
+    are not cached (pynndescent caches many of its own): the start's first UMAP
+    in a process took 13-14 s on the digits-sized data of
+    ``benchmarks/README.md`` (2-core AVX-512), of which about 9 s compiling, and
+    4 s once compiled. Cached, a new process loads the machine code instead (the
+    first UMAP 3.9 s, the same embedding bit for bit): numba keeps it beside the
+    package's sources (``__pycache__``), or in its user-wide cache directory
+    where that is not writable, and recompiles when the source, numba or the CPU
+    changes, as for pynndescent's own cached functions. A function it cannot
+    cache stays as it was."""
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:  # a numba without these internals: nothing to do
+        return 0
+    enabled = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in packages:
+            continue
+        for function in list(vars(module).values()):
+            if (isinstance(function, Dispatcher)
+                    and isinstance(getattr(function, "_cache", None), NullCache)):
+                try:
+                    function.enable_caching()
+                except Exception:  # noqa: BLE001 - no cache locator: compile as before
+                    continue
+                enabled += 1
+    return enabled
 
 
 def umap_embedding(codes, n_components, seed):

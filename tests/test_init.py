@@ -1,5 +1,6 @@
 """Phase 2: the label-free starts of the mixture prior (init_params)."""
 
+import sys
 import warnings
 
 import numpy as np
@@ -287,6 +288,33 @@ def test_importing_umap_says_nothing_about_tensorflow():
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
+
+
+def test_umaps_compiled_functions_are_cached_on_disk(monkeypatch):
+    """Every numba function of umap and pynndescent keeps its machine code on
+    disk once imported for the start (a new process then loads it instead of
+    compiling for ~9 s); one that numba cannot cache (no source file) is left
+    as it was, without an error."""
+    import types
+
+    import numba
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    _init.import_umap()
+    functions = [f for name, module in list(sys.modules.items())
+                 if module is not None and name.split(".")[0] in _init.UMAP_PACKAGES
+                 for f in vars(module).values() if isinstance(f, Dispatcher)]
+    assert len(functions) > 100
+    assert not [f for f in functions if isinstance(f._cache, NullCache)]
+    assert _init.cache_compiled_functions(_init.UMAP_PACKAGES) == 0  # done once
+
+    module = types.ModuleType("notcacheable")
+    exec("def double(x):\n    return 2 * x", module.__dict__)  # no source file
+    module.double = numba.njit(module.double)
+    monkeypatch.setitem(sys.modules, "notcacheable", module)
+    assert _init.cache_compiled_functions(("notcacheable",)) == 0
+    assert isinstance(module.double._cache, NullCache) and module.double(2) == 4
 
 
 def test_the_umap_start_leaves_torch_threads_as_it_found_them(monkeypatch):
