@@ -153,10 +153,10 @@ def warn_user(message, category):
 
 
 @contextlib.contextmanager
-def unchanged_on_error(obj, always=False):
+def unchanged_on_error(obj):
     """Put ``obj.__dict__`` back as it was when the block raises (anything, Ctrl-C
-    included), or whatever happens with ``always``: no half-fitted estimator after an
-    error (scikit-learn's ``validate_data`` sets ``n_features_in_`` first thing)."""
+    included): no half-fitted estimator after an error (scikit-learn's
+    ``validate_data`` sets ``n_features_in_`` first thing)."""
     before = dict(obj.__dict__)
     try:
         yield
@@ -164,6 +164,3 @@ def unchanged_on_error(obj, always=False):
         obj.__dict__.clear()
         obj.__dict__.update(before)
         raise
-    if always:
-        obj.__dict__.clear()
-        obj.__dict__.update(before)

@@ -15,7 +15,7 @@ from sklearn.utils import Bunch
 _MNIST_FILE = "mnist.npz"
 
 
-def _read_npz(path):
+def _read_mnist_npz(path):
     with np.load(path, allow_pickle=False) as data:
         missing = {"X", "y"} - set(data.files)
         if missing:
@@ -66,11 +66,11 @@ def load_mnist(*, path=None, data_home=None, download_if_missing=True,
     >>> X = X / 255.0  # doctest: +SKIP
     """
     if path is not None:
-        X, y = _read_npz(path)
+        X, y = _read_mnist_npz(path)
     else:
         cache = Path(get_data_home(data_home)) / _MNIST_FILE
         if cache.exists():
-            X, y = _read_npz(cache)
+            X, y = _read_mnist_npz(cache)
         elif not download_if_missing:
             raise OSError(
                 f"MNIST is not cached at {cache} and download_if_missing=False. Pass "
