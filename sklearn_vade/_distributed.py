@@ -154,9 +154,8 @@ class Replicas:
         order on process 0 (None on the others); with sharded input only."""
         if not self.sharded:
             raise RuntimeError("gather_rows is for sharded input")
-        box = [None] * self.world_size if self.is_main else None
-        torch.distributed.gather_object(rows, box, dst=0)
-        return np.concatenate(box) if self.is_main else None
+        parts = self.gather_objects(rows)
+        return np.concatenate(parts) if self.is_main else None
 
     def shuffling_generator(self, generator):
         """The generator that shuffles this process's rows in an epoch: with
@@ -207,34 +206,64 @@ class Replicas:
         """Process 0's ``obj`` (any picklable object), on every process."""
         if self.alone:
             return obj
-        box = [obj]
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
+        payload = _to_bytes(obj, self._device()) if self.is_main else None
+        size = torch.tensor([0 if payload is None else len(payload)],
+                            dtype=torch.int64, device=self._device())
+        with released(size):
+            torch.distributed.broadcast(size, src=0)
+        if payload is None:
+            payload = torch.empty(int(size), dtype=torch.uint8, device=self._device())
+        with released(payload):
+            torch.distributed.broadcast(payload, src=0)
+        return obj if self.is_main else _from_bytes(payload)
 
     def all_gather_objects(self, obj):
-        """Every process's ``obj`` (picklable), in rank order, on every process.
-        As ``torch.distributed.all_gather_object``, whose tensors are its own
-        (gloo may free them on its thread, see :class:`released`): the pickles
-        padded to the longest and gathered as bytes."""
+        """Every process's ``obj`` (picklable), in rank order, on every process."""
         if self.alone:
             return [obj]
-        device = (torch.device("cuda", torch.cuda.current_device())
-                  if torch.distributed.get_backend() == "nccl"
-                  else torch.device("cpu"))
-        payload = pickle.dumps(obj)
-        size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
-        sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
-        with released(size, *sizes):
-            torch.distributed.all_gather(sizes, size)
-        longest = max(int(n) for n in sizes)
-        padded = torch.zeros(longest, dtype=torch.uint8)
-        padded[:len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
-        padded = padded.to(device)
+        sizes, padded = self._padded(obj)
         gathered = [torch.empty_like(padded) for _ in range(self.world_size)]
         with released(padded, *gathered):
             torch.distributed.all_gather(gathered, padded)
-        return [pickle.loads(part[:int(n)].cpu().numpy().tobytes())
-                for part, n in zip(gathered, sizes)]
+        return [_from_bytes(part[:n]) for part, n in zip(gathered, sizes)]
+
+    def gather_objects(self, obj):
+        """Every process's ``obj`` (picklable), in rank order, on process 0;
+        None on the others."""
+        sizes, padded = self._padded(obj)
+        gathered = ([torch.empty_like(padded) for _ in range(self.world_size)]
+                    if self.is_main else None)
+        with released(padded, *(gathered or [])):
+            torch.distributed.gather(padded, gathered, dst=0)
+        if not self.is_main:
+            return None
+        return [_from_bytes(part[:n]) for part, n in zip(gathered, sizes)]
+
+    # The object collectives above stand in for torch.distributed's
+    # broadcast_object_list, all_gather_object and gather_object, whose tensors
+    # are their own: gloo may free those on its thread while the process exits
+    # (see released). Here the pickles travel as byte tensors held until gloo
+    # has let go of them.
+
+    def _device(self):
+        """Where the byte tensors of the object collectives live: the current
+        GPU with NCCL, else the CPU."""
+        if torch.distributed.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    def _padded(self, obj):
+        """Every process's pickle size (a list of ints, by all-gather) and this
+        process's pickle of ``obj`` padded to the longest."""
+        payload = _to_bytes(obj, self._device())
+        size = torch.tensor([len(payload)], dtype=torch.int64, device=self._device())
+        sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
+        with released(size, *sizes):
+            torch.distributed.all_gather(sizes, size)
+        sizes = [int(n) for n in sizes]
+        padded = torch.zeros(max(sizes), dtype=torch.uint8, device=self._device())
+        padded[:len(payload)] = payload
+        return sizes, padded
 
     def broadcast_module_(self, module):
         """Every tensor of ``module``'s state set to process 0's, in place."""
@@ -355,6 +384,17 @@ class released:
                and time.monotonic() < deadline):
             time.sleep(1e-4)  # releases the GIL
         return False
+
+
+def _to_bytes(obj, device):
+    """``obj`` pickled, as a uint8 tensor on ``device``."""
+    payload = torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8)
+    return payload.to(device)
+
+
+def _from_bytes(tensor):
+    """The object pickled in the uint8 ``tensor``."""
+    return pickle.loads(tensor.cpu().numpy().tobytes())
 
 
 def _use_count(tensor):
