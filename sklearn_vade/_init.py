@@ -393,7 +393,9 @@ def cache_compiled_functions(packages):
     package's sources (``__pycache__``), or in its user-wide cache directory
     where that is not writable, and recompiles when the source, numba or the CPU
     changes, as for pynndescent's own cached functions. A function it cannot
-    cache stays as it was."""
+    cache stays as it was, and a cache file that cannot be read or written (a
+    full disk, a folder made read-only later) means compiling, as before
+    (:func:`_quiet_cache`)."""
     try:
         from numba.core.caching import NullCache
         from numba.core.dispatcher import Dispatcher
@@ -410,8 +412,31 @@ def cache_compiled_functions(packages):
                     function.enable_caching()
                 except Exception:  # noqa: BLE001 - no cache locator: compile as before
                     continue
+                _quiet_cache(function._cache)
                 enabled += 1
     return enabled
+
+
+def _quiet_cache(cache):
+    """Make numba's ``cache`` of one function fail quietly: on Linux its loading
+    and saving raise any OSError (numba swallows only Windows' EACCES), which
+    would fail the fit where compiling works. A failed load compiles, a failed
+    save keeps the code in memory only."""
+    load, save = cache.load_overload, cache.save_overload
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception:  # noqa: BLE001 - compile instead
+            return None
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except Exception:  # noqa: BLE001 - the code stays compiled in memory
+            pass
+
+    cache.load_overload, cache.save_overload = load_overload, save_overload
 
 
 def umap_embedding(codes, n_components, seed):

@@ -317,6 +317,29 @@ def test_umaps_compiled_functions_are_cached_on_disk(monkeypatch):
     assert isinstance(module.double._cache, NullCache) and module.double(2) == 4
 
 
+def test_a_cache_that_cannot_be_read_or_written_compiles_as_before(tmp_path,
+                                                                   monkeypatch):
+    """numba raises an OSError from a cache file it cannot read or write (Linux);
+    for the caches turned on by the start that means compiling, not a failed fit."""
+    import errno
+    import importlib
+
+    (tmp_path / "vade_cachable_module.py").write_text(
+        "import numba\n\n\n@numba.njit\ndef triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "vade_cachable_module", raising=False)
+    module = importlib.import_module("vade_cachable_module")
+    assert _init.cache_compiled_functions(("vade_cachable_module",)) == 1
+
+    def full_disk(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(module.triple._cache, "_load_overload", full_disk)
+    monkeypatch.setattr(module.triple._cache, "_save_overload", full_disk)
+    assert module.triple(2) == 6
+    assert not list(tmp_path.glob("__pycache__/*.nbi"))  # nothing was written
+
+
 def test_the_umap_start_leaves_torch_threads_as_it_found_them(monkeypatch):
     """numba's OpenMP layer, under UMAP, sets the runtime torch shares to one thread
     per core; the fit's later phases and the caller keep their own count."""
