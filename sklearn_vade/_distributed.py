@@ -30,6 +30,7 @@ group (or in a group of one), :data:`ALONE` does nothing, so a single-process fi
 computes exactly what it computed before this module existed.
 """
 
+import contextlib
 import hashlib
 import math
 import pickle
@@ -206,13 +207,14 @@ class Replicas:
         """Process 0's ``obj`` (any picklable object), on every process."""
         if self.alone:
             return obj
-        payload = _to_bytes(obj, self._device()) if self.is_main else None
+        device = self._device()
+        payload = _to_bytes(obj, device) if self.is_main else None
         size = torch.tensor([0 if payload is None else len(payload)],
-                            dtype=torch.int64, device=self._device())
+                            dtype=torch.int64, device=device)
         with released(size):
             torch.distributed.broadcast(size, src=0)
         if payload is None:
-            payload = torch.empty(int(size), dtype=torch.uint8, device=self._device())
+            payload = torch.empty(int(size), dtype=torch.uint8, device=device)
         with released(payload):
             torch.distributed.broadcast(payload, src=0)
         return obj if self.is_main else _from_bytes(payload)
@@ -230,6 +232,8 @@ class Replicas:
     def gather_objects(self, obj):
         """Every process's ``obj`` (picklable), in rank order, on process 0;
         None on the others."""
+        if self.alone:
+            return [obj]
         sizes, padded = self._padded(obj)
         gathered = ([torch.empty_like(padded) for _ in range(self.world_size)]
                     if self.is_main else None)
@@ -255,13 +259,14 @@ class Replicas:
     def _padded(self, obj):
         """Every process's pickle size (a list of ints, by all-gather) and this
         process's pickle of ``obj`` padded to the longest."""
-        payload = _to_bytes(obj, self._device())
-        size = torch.tensor([len(payload)], dtype=torch.int64, device=self._device())
+        device = self._device()
+        payload = _to_bytes(obj, device)
+        size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
         sizes = [torch.zeros_like(size) for _ in range(self.world_size)]
         with released(size, *sizes):
             torch.distributed.all_gather(sizes, size)
         sizes = [int(n) for n in sizes]
-        padded = torch.zeros(max(sizes), dtype=torch.uint8, device=self._device())
+        padded = torch.zeros(max(sizes), dtype=torch.uint8, device=device)
         padded[:len(payload)] = payload
         return sizes, padded
 
@@ -351,8 +356,9 @@ class Replicas:
 RELEASE_TIMEOUT = 5.0
 
 
-class released:
-    """Context manager around one collective on ``tensors``: on leaving, wait
+@contextlib.contextmanager
+def released(*tensors):
+    """Around one collective on ``tensors``: on leaving (not on an error), wait
     until the backend's worker thread has dropped its references to them (gloo
     only; at most RELEASE_TIMEOUT seconds).
 
@@ -367,23 +373,14 @@ class released:
     holds the tensors, leaves the last reference, and the freeing, to the
     caller's thread. Other backends (NCCL keeps its work objects for its
     watchdog) are left alone."""
-
-    def __init__(self, *tensors):
-        self.tensors = tensors
-
-    def __enter__(self):
-        self.before = [_use_count(t) for t in self.tensors]
-        return self
-
-    def __exit__(self, *exc_info):
-        if (None in self.before or exc_info[0] is not None
-                or torch.distributed.get_backend() != "gloo"):
-            return False
-        deadline = time.monotonic() + RELEASE_TIMEOUT
-        while (any(_use_count(t) > n for t, n in zip(self.tensors, self.before))
-               and time.monotonic() < deadline):
-            time.sleep(1e-4)  # releases the GIL
-        return False
+    before = [_use_count(t) for t in tensors]
+    yield
+    if None in before or torch.distributed.get_backend() != "gloo":
+        return
+    deadline = time.monotonic() + RELEASE_TIMEOUT
+    while (any(_use_count(t) > n for t, n in zip(tensors, before))
+           and time.monotonic() < deadline):
+        time.sleep(1e-4)  # releases the GIL
 
 
 def _to_bytes(obj, device):
